@@ -1,0 +1,119 @@
+#define _GNU_SOURCE
+#include "CLinux.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/openat2.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <sys/sysmacros.h>
+#include <termios.h>
+
+pid_t cl_clone(unsigned long flags) {
+    // Raw clone with a NULL stack behaves like fork; glibc keeps no pid cache since 2.25.
+    return (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
+}
+int cl_unshare(int flags) { return unshare(flags); }
+int cl_setns(int fd, int nstype) { return setns(fd, nstype); }
+int cl_pivot_root(const char *n, const char *o) { return (int)syscall(SYS_pivot_root, n, o); }
+int cl_prctl(int o, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5) {
+    return prctl(o, a2, a3, a4, a5);
+}
+int cl_ioctl_int(int fd, unsigned long r, int *arg) { return ioctl(fd, r, arg); }
+int cl_ioctl_ptr(int fd, unsigned long r, void *arg) { return ioctl(fd, r, arg); }
+int cl_set_ctty(int fd) { return ioctl(fd, TIOCSCTTY, 0); }
+int cl_close_range_cloexec(unsigned int first) {
+    return (int)syscall(SYS_close_range, first, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
+}
+int cl_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
+int cl_pidfd_send_signal(int pidfd, int sig) {
+    return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+int cl_openat_in_root(int dirfd, const char *path, int flags) {
+    struct open_how how = {0};
+    how.flags = (unsigned long long)(flags | O_CLOEXEC);
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+}
+int cl_setresuid(uid_t r, uid_t e, uid_t s) { return (int)syscall(SYS_setresuid, r, e, s); }
+int cl_setresgid(gid_t r, gid_t e, gid_t s) { return (int)syscall(SYS_setresgid, r, e, s); }
+int cl_setgroups(size_t n, const gid_t *list) { return (int)syscall(SYS_setgroups, n, list); }
+
+int cl_send_fd(int sock, int fd) {
+    char byte = 0;
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+    memset(&u, 0, sizeof u);
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                         .msg_controllen = sizeof u.buf};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    return sendmsg(sock, &msg, MSG_NOSIGNAL) == 1 ? 0 : -1;
+}
+
+int cl_recv_fd(int sock) {
+    char byte;
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                         .msg_controllen = sizeof u.buf};
+    if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) <= 0) return -1;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    if (!c || c->cmsg_type != SCM_RIGHTS) { errno = EBADMSG; return -1; }
+    int fd;
+    memcpy(&fd, CMSG_DATA(c), sizeof(int));
+    return fd;
+}
+
+int cl_mkfifo(const char *path, mode_t mode) { return mkfifo(path, mode); }
+int cl_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
+int cl_ptsname(int fd, char *buf, size_t len) { return ptsname_r(fd, buf, len); }
+int cl_unlockpt(int fd) { return unlockpt(fd); }
+
+int cl_signalfd_all(int *unused) {
+    (void)unused;
+    sigset_t all;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, NULL);
+    return signalfd(-1, &all, SFD_CLOEXEC);
+}
+int cl_sigmask_restore(void) {
+    // Ignored signals survive exec: give the container default dispositions and an empty mask.
+    for (int sig = 1; sig < NSIG; sig++) signal(sig, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    return sigprocmask(SIG_SETMASK, &none, NULL);
+}
+int cl_wifexited(int s) { return WIFEXITED(s); }
+int cl_wexitstatus(int s) { return WEXITSTATUS(s); }
+int cl_wifsignaled(int s) { return WIFSIGNALED(s); }
+int cl_wtermsig(int s) { return WTERMSIG(s); }
+unsigned long cl_cap_last(void) {
+    FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "re");
+    unsigned long v = 40;
+    if (f) { if (fscanf(f, "%lu", &v) != 1) v = 40; fclose(f); }
+    return v;
+}
+int cl_clear_cloexec(int fd) { return fcntl(fd, F_SETFD, 0); }
+dev_t cl_makedev(unsigned int major, unsigned int minor) { return makedev(major, minor); }
+int cl_raw_tty(int fd, void *saved, size_t len) {
+    struct termios t;
+    if (len < sizeof t || tcgetattr(fd, &t) != 0) return -1;
+    memcpy(saved, &t, sizeof t);
+    cfmakeraw(&t);
+    return tcsetattr(fd, TCSANOW, &t);
+}

@@ -1,0 +1,63 @@
+// The small C surface srunc needs: syscalls glibc hides behind _GNU_SOURCE or has no wrapper
+// for, variadic calls Swift cannot import, and the cmsg macros for SCM_RIGHTS.
+#ifndef CLINUX_H
+#define CLINUX_H
+
+#include <sys/types.h>
+#include <sys/capability.h>
+#include <stdint.h>
+#include <sys/prctl.h>
+#include <sys/vfs.h>
+#include <sys/signalfd.h>
+
+// Namespace and clone flags (hidden from Swift behind _GNU_SOURCE in <sched.h>).
+#define CL_NEWNS 0x00020000
+#define CL_NEWCGROUP 0x02000000
+#define CL_NEWUTS 0x04000000
+#define CL_NEWIPC 0x08000000
+#define CL_NEWUSER 0x10000000
+#define CL_NEWPID 0x20000000
+#define CL_NEWNET 0x40000000
+/// O_PATH, also hidden behind _GNU_SOURCE.
+#define CL_O_PATH 010000000
+
+/// fork-like clone with namespace flags: returns 0 in the child, the child's pid in the parent.
+pid_t cl_clone(unsigned long flags);
+int cl_unshare(int flags);
+int cl_setns(int fd, int nstype);
+int cl_pivot_root(const char *new_root, const char *put_old);
+int cl_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5);
+int cl_ioctl_int(int fd, unsigned long request, int *arg);
+int cl_ioctl_ptr(int fd, unsigned long request, void *arg);
+int cl_set_ctty(int fd);
+int cl_close_range_cloexec(unsigned int first);
+int cl_pidfd_open(pid_t pid);
+int cl_pidfd_send_signal(int pidfd, int sig);
+/// openat2 with RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS: `path` can never leave `dirfd`.
+int cl_openat_in_root(int dirfd, const char *path, int flags);
+int cl_setresuid(uid_t r, uid_t e, uid_t s);
+int cl_setresgid(gid_t r, gid_t e, gid_t s);
+int cl_setgroups(size_t n, const gid_t *list);
+/// Send one fd over a unix socket (SCM_RIGHTS) with a one-byte payload.
+int cl_send_fd(int sock, int fd);
+/// Receive one fd sent with cl_send_fd; -1 on error.
+int cl_recv_fd(int sock);
+int cl_mkfifo(const char *path, mode_t mode);
+int cl_pipe2(int fds[2], int flags);
+int cl_ptsname(int fd, char *buf, size_t len);
+int cl_unlockpt(int fd);
+/// Blocks every signal and returns a signalfd that receives them (srunc run's event loop).
+int cl_signalfd_all(int *unused);
+/// Default dispositions and an empty mask, for the container process right before exec.
+int cl_sigmask_restore(void);
+int cl_wifexited(int status);
+int cl_wexitstatus(int status);
+int cl_wifsignaled(int status);
+int cl_wtermsig(int status);
+unsigned long cl_cap_last(void);
+/// Clears FD_CLOEXEC so a --preserve-fds descriptor survives exec.
+int cl_clear_cloexec(int fd);
+dev_t cl_makedev(unsigned int major, unsigned int minor);
+int cl_raw_tty(int fd, void *saved, size_t len);
+
+#endif

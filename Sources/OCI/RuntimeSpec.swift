@@ -1,0 +1,199 @@
+/// Codable types of the OCI runtime spec's config.json (runtime-spec 1.2). Pure data: the
+/// runtime validates and applies them; names follow the spec's JSON keys so coding needs no maps.
+public struct Spec: Codable, Sendable, Equatable {
+    public var ociVersion: String
+    public var process: Process?
+    public var root: Root?
+    public var hostname: String?
+    public var domainname: String?
+    public var mounts: [Mount]?
+    public var hooks: Hooks?
+    public var annotations: [String: String]?
+    public var linux: Linux?
+
+    public init(ociVersion: String, process: Process? = nil, root: Root? = nil, hostname: String? = nil,
+                domainname: String? = nil, mounts: [Mount]? = nil, hooks: Hooks? = nil,
+                annotations: [String: String]? = nil, linux: Linux? = nil) {
+        self.ociVersion = ociVersion; self.process = process; self.root = root
+        self.hostname = hostname; self.domainname = domainname; self.mounts = mounts
+        self.hooks = hooks; self.annotations = annotations; self.linux = linux
+    }
+}
+
+/// The root filesystem: a path relative to the bundle (or absolute) and whether it is read-only.
+public struct Root: Codable, Sendable, Equatable {
+    public var path: String
+    public var readonly: Bool?
+    public init(path: String, readonly: Bool? = nil) { self.path = path; self.readonly = readonly }
+}
+
+/// One entry of `mounts`, applied in order inside the container's mount namespace.
+public struct Mount: Codable, Sendable, Equatable {
+    public var destination: String
+    public var type: String?
+    public var source: String?
+    public var options: [String]?
+    public var uidMappings: [IDMapping]?
+    public var gidMappings: [IDMapping]?
+    public init(destination: String, type: String? = nil, source: String? = nil, options: [String]? = nil) {
+        self.destination = destination; self.type = type; self.source = source; self.options = options
+    }
+}
+
+/// The container's process: what to exec and with which identity and limits.
+public struct Process: Codable, Sendable, Equatable {
+    public var terminal: Bool?
+    public var consoleSize: ConsoleSize?
+    public var user: User
+    public var args: [String]?
+    public var commandLine: String?
+    public var env: [String]?
+    public var cwd: String
+    public var capabilities: Capabilities?
+    public var rlimits: [Rlimit]?
+    public var noNewPrivileges: Bool?
+    public var apparmorProfile: String?
+    public var oomScoreAdj: Int?
+    public var selinuxLabel: String?
+    public var ioPriority: IOPriority?
+    public var scheduler: Scheduler?
+
+    public init(terminal: Bool? = nil, user: User = User(uid: 0, gid: 0), args: [String]?, env: [String]? = nil,
+                cwd: String = "/", capabilities: Capabilities? = nil, rlimits: [Rlimit]? = nil,
+                noNewPrivileges: Bool? = nil) {
+        self.terminal = terminal; self.user = user; self.args = args; self.env = env; self.cwd = cwd
+        self.capabilities = capabilities; self.rlimits = rlimits; self.noNewPrivileges = noNewPrivileges
+    }
+}
+
+public struct ConsoleSize: Codable, Sendable, Equatable {
+    public var height: UInt32
+    public var width: UInt32
+}
+
+/// The numeric identity the process runs as, inside the container's user namespace.
+public struct User: Codable, Sendable, Equatable {
+    public var uid: UInt32
+    public var gid: UInt32
+    public var umask: UInt32?
+    public var additionalGids: [UInt32]?
+    public var username: String?
+    public init(uid: UInt32, gid: UInt32, umask: UInt32? = nil, additionalGids: [UInt32]? = nil) {
+        self.uid = uid; self.gid = gid; self.umask = umask; self.additionalGids = additionalGids
+    }
+}
+
+/// The five capability sets by name ("CAP_SYS_ADMIN").
+public struct Capabilities: Codable, Sendable, Equatable {
+    public var bounding: [String]?
+    public var effective: [String]?
+    public var inheritable: [String]?
+    public var permitted: [String]?
+    public var ambient: [String]?
+    public init(bounding: [String]? = nil, effective: [String]? = nil, inheritable: [String]? = nil,
+                permitted: [String]? = nil, ambient: [String]? = nil) {
+        self.bounding = bounding; self.effective = effective; self.inheritable = inheritable
+        self.permitted = permitted; self.ambient = ambient
+    }
+}
+
+/// A POSIX rlimit by name ("RLIMIT_NOFILE").
+public struct Rlimit: Codable, Sendable, Equatable {
+    public var type: String
+    public var hard: UInt64
+    public var soft: UInt64
+    public init(type: String, hard: UInt64, soft: UInt64) { self.type = type; self.hard = hard; self.soft = soft }
+}
+
+public struct IOPriority: Codable, Sendable, Equatable {
+    public var `class`: String
+    public var priority: Int?
+}
+
+public struct Scheduler: Codable, Sendable, Equatable {
+    public var policy: String
+    public var nice: Int32?
+    public var priority: Int32?
+    public var flags: [String]?
+    public var runtime: UInt64?
+    public var deadline: UInt64?
+    public var period: UInt64?
+}
+
+/// Lifecycle hooks; each list runs in order at its point of the lifecycle.
+public struct Hooks: Codable, Sendable, Equatable {
+    public var prestart: [Hook]?
+    public var createRuntime: [Hook]?
+    public var createContainer: [Hook]?
+    public var startContainer: [Hook]?
+    public var poststart: [Hook]?
+    public var poststop: [Hook]?
+}
+
+public struct Hook: Codable, Sendable, Equatable {
+    public var path: String
+    public var args: [String]?
+    public var env: [String]?
+    public var timeout: Int?
+}
+
+/// Linux-specific configuration.
+public struct Linux: Codable, Sendable, Equatable {
+    public var namespaces: [Namespace]?
+    public var uidMappings: [IDMapping]?
+    public var gidMappings: [IDMapping]?
+    public var timeOffsets: [String: TimeOffset]?
+    public var devices: [Device]?
+    public var cgroupsPath: String?
+    public var resources: Resources?
+    public var rootfsPropagation: String?
+    public var seccomp: Seccomp?
+    public var sysctl: [String: String]?
+    public var maskedPaths: [String]?
+    public var readonlyPaths: [String]?
+    public var mountLabel: String?
+    public var personality: Personality?
+    public init(namespaces: [Namespace]? = nil) { self.namespaces = namespaces }
+}
+
+/// A namespace to create (no path) or to join (path to an nsfs file).
+public struct Namespace: Codable, Sendable, Equatable {
+    public var type: String
+    public var path: String?
+    public init(type: String, path: String? = nil) { self.type = type; self.path = path }
+}
+
+public struct IDMapping: Codable, Sendable, Equatable {
+    public var containerID: UInt32
+    public var hostID: UInt32
+    public var size: UInt32
+    public init(containerID: UInt32, hostID: UInt32, size: UInt32) {
+        self.containerID = containerID; self.hostID = hostID; self.size = size
+    }
+}
+
+public struct TimeOffset: Codable, Sendable, Equatable {
+    public var secs: Int64?
+    public var nanosecs: UInt32?
+}
+
+/// A device node to create in the container's /dev.
+public struct Device: Codable, Sendable, Equatable {
+    public var type: String
+    public var path: String
+    public var major: Int64?
+    public var minor: Int64?
+    public var fileMode: UInt32?
+    public var uid: UInt32?
+    public var gid: UInt32?
+    public init(type: String, path: String, major: Int64?, minor: Int64?, fileMode: UInt32? = nil,
+                uid: UInt32? = nil, gid: UInt32? = nil) {
+        self.type = type; self.path = path; self.major = major; self.minor = minor
+        self.fileMode = fileMode; self.uid = uid; self.gid = gid
+    }
+}
+
+public struct Personality: Codable, Sendable, Equatable {
+    public var domain: String
+    public var flags: [String]?
+}

@@ -1,0 +1,89 @@
+@preconcurrency import Glibc
+import CLinux
+import OCI
+
+/// A `cgroup` mount in config.json: the container sees its own cgroup hierarchy. With a cgroup
+/// namespace fresh cgroupfs mounts are rooted at the container's cgroup; without one, the
+/// container's subtree of each host hierarchy is bound instead.
+struct CgroupMount {
+    let destination: String
+    let flags: UInt
+    let newCgroupNS: Bool
+
+    /// A host cgroup hierarchy: its mount point, fs type and the options naming its controllers.
+    struct Hierarchy { let mountPoint: String; let fsType: String; let options: String }
+
+    static let cgroup2Magic: Int = 0x63677270
+
+    static func hierarchies() -> [Hierarchy] {
+        guard let text = Files.readString("/proc/self/mountinfo") else { return [] }
+        var out: [Hierarchy] = []
+        for line in text.split(separator: "\n") {
+            let halves = line.split(separator: " - ", maxSplits: 1)
+            guard halves.count == 2 else { continue }
+            let left = halves[0].split(separator: " "), right = halves[1].split(separator: " ")
+            guard left.count >= 5, right.count >= 3, right[0] == "cgroup" || right[0] == "cgroup2" else { continue }
+            // Keep only the words naming controllers: they are the mount data a fresh mount needs.
+            let options = right[0] == "cgroup2" ? "" : right[2].split(separator: ",").filter {
+                !["rw", "ro", "xattr", "clone_children", "noprefix"].contains($0) && (!$0.contains("=") || $0.hasPrefix("name="))
+            }.joined(separator: ",")
+            out.append(Hierarchy(mountPoint: String(left[4]), fsType: String(right[0]), options: options))
+        }
+        return out
+    }
+
+    /// This process's cgroup path in the hierarchy with the given options ("" for cgroup2).
+    static func ownPath(for h: Hierarchy) -> String {
+        for line in (Files.readString("/proc/self/cgroup") ?? "").split(separator: "\n") {
+            let f = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard f.count == 3 else { continue }
+            if h.fsType == "cgroup2" ? f[0] == "0" : Set(f[1].split(separator: ",")) == Set(h.options.split(separator: ",")) {
+                return String(f[2])
+            }
+        }
+        return "/"
+    }
+
+    func mount(in root: PathInRoot) throws {
+        var fs = statfs()
+        let unified = statfs("/sys/fs/cgroup", &fs) == 0 && Int(fs.f_type) == CgroupMount.cgroup2Magic
+        if unified {
+            let h = Hierarchy(mountPoint: "/sys/fs/cgroup", fsType: "cgroup2", options: "")
+            try mountHierarchy(h, at: destination, in: root)
+            return
+        }
+        let base = try root.ensure(destination, directory: true)
+        try check("mount tmpfs for cgroups on \(destination)") {
+            Glibc.mount("tmpfs", PathInRoot.procPath(base), "tmpfs", UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC), "mode=755")
+        }
+        close(base)
+        for h in CgroupMount.hierarchies() where h.mountPoint.hasPrefix("/sys/fs/cgroup/") {
+            let name = String(h.mountPoint.dropFirst("/sys/fs/cgroup/".count))
+            try mountHierarchy(h, at: destination + "/" + name, in: root)
+        }
+        if flags & UInt(MS_RDONLY) != 0, let fd = root.open(destination) {
+            defer { close(fd) }
+            try check("remount \(destination) read-only") {
+                Glibc.mount(nil, PathInRoot.procPath(fd), nil, UInt(MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC), "mode=755")
+            }
+        }
+    }
+
+    private func mountHierarchy(_ h: Hierarchy, at dest: String, in root: PathInRoot) throws {
+        let fd = try root.ensure(dest, directory: true)
+        defer { close(fd) }
+        let target = PathInRoot.procPath(fd)
+        let mountFlags = flags & ~UInt(MS_REMOUNT | MS_BIND | MS_REC)
+        if newCgroupNS {
+            try check("mount \(h.fsType) on \(dest)") {
+                Glibc.mount(h.fsType, target, h.fsType, mountFlags, h.options.isEmpty ? nil : h.options)
+            }
+            return
+        }
+        let source = h.mountPoint + CgroupMount.ownPath(for: h)
+        try check("bind \(source) on \(dest)") { Glibc.mount(source, target, nil, UInt(MS_BIND | MS_REC), nil) }
+        if mountFlags != 0 {
+            try check("remount \(dest)") { Glibc.mount(nil, target, nil, mountFlags | UInt(MS_BIND | MS_REMOUNT), nil) }
+        }
+    }
+}

@@ -1,0 +1,151 @@
+@preconcurrency import Glibc
+import CLinux
+import OCI
+
+/// What the container's init needs, captured by the parent before clone.
+struct InitPlan {
+    let spec: Spec
+    let bundlePath: String
+    let rootfs: String
+    let sync: SyncSocket
+    /// Where to send the pty master (console socket or run's own socketpair); -1 without a tty.
+    let consoleFD: Int32
+    /// CL_O_PATH fd of exec.fifo, and of the host's /proc to reopen it for writing after pivot_root.
+    let fifoFD: Int32
+    let hostProcFD: Int32
+    let noPivot: Bool
+    let preserveFDs: Int32
+    let newUserNS: Bool
+    let newCgroupNS: Bool
+}
+
+/// The container's init: runs in the cloned child, builds the container from inside, reports
+/// ready, blocks on exec.fifo until `start`, then drops privileges and execs the process.
+enum ContainerInit {
+    static func run(_ plan: InitPlan) -> Never {
+        let process = plan.spec.process!
+        var console: Console?
+        var executable = ""
+        do {
+            _ = cl_prctl(PR_SET_PDEATHSIG, UInt(SIGKILL), 0, 0, 0)
+            if plan.newUserNS {
+                guard plan.sync.receive() == "go" else { _exit(1) }
+                try check("setresgid 0") { cl_setresgid(0, 0, 0) }
+                try check("setresuid 0") { cl_setresuid(0, 0, 0) }
+            }
+            umask(0)
+            try check("chdir bundle") { chdir(plan.bundlePath) }
+            if let adj = process.oomScoreAdj { try Files.write("/proc/self/oom_score_adj", String(adj)) }
+            let rootfs = Rootfs(spec: plan.spec, rootfs: plan.rootfs, inUserNS: plan.newUserNS, newCgroupNS: plan.newCgroupNS)
+            try rootfs.prepare()
+            if let hostname = plan.spec.hostname {
+                try check("sethostname") { sethostname(hostname, hostname.utf8.count) }
+            }
+            if let domain = plan.spec.domainname {
+                try check("setdomainname") { setdomainname(domain, domain.utf8.count) }
+            }
+            try rootfs.pivot(noPivot: plan.noPivot)
+            if plan.consoleFD >= 0 {
+                console = try Console.allocate(socketFD: plan.consoleFD, size: process.consoleSize, owner: process.user.uid)
+                close(plan.consoleFD)
+            }
+            try rootfs.finish(cwd: process.cwd)
+            try Rlimits.apply(process.rlimits ?? [])
+            executable = try ExecutableLookup.find(process.args![0], env: process.env ?? [], cwd: process.cwd)
+        } catch {
+            plan.sync.send("error:\(error)")
+            _exit(1)
+        }
+        _ = cl_prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0)
+        plan.sync.send("ready")
+        waitForStart(plan)
+        do {
+            try console?.attachAsStdio()
+            try dropPrivileges(process, inUserNS: plan.newUserNS)
+            try check("chdir \(process.cwd)") { chdir(process.cwd) }
+            umask(mode_t(process.user.umask ?? 0o022))
+            for fd in 3..<(3 + plan.preserveFDs) { _ = cl_clear_cloexec(fd) }
+            _ = cl_close_range_cloexec(UInt32(3 + plan.preserveFDs))
+        } catch {
+            fail("\(error)")
+        }
+        exec(executable, process.args!, process.env ?? [])
+    }
+
+    /// Blocks opening exec.fifo for writing until `start` opens it for reading.
+    private static func waitForStart(_ plan: InitPlan) {
+        let fifo = openat(plan.hostProcFD, "self/fd/\(plan.fifoFD)", O_WRONLY | O_CLOEXEC)
+        if fifo < 0 { fail("open exec fifo: \(String(cString: strerror(errno)))") }
+        _ = write(fifo, "0", 1)
+        close(fifo)
+        close(plan.fifoFD)
+        close(plan.hostProcFD)
+        plan.sync.close()
+    }
+
+    /// Groups, gids, uid and capabilities in the order the kernel permits: bounding set while
+    /// still root, identity with KEEPCAPS, then the final sets and no_new_privs.
+    private static func dropPrivileges(_ p: OCI.Process, inUserNS: Bool) throws {
+        if let caps = p.capabilities { try Capabilities.dropBounding(caps) }
+        var groups = (p.user.additionalGids ?? []).map { gid_t($0) }
+        if cl_setgroups(groups.count, &groups) != 0 && !(inUserNS && errno == EPERM) {
+            throw RuntimeError.sys("setgroups")
+        }
+        _ = cl_prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0)
+        try check("setresgid \(p.user.gid)") { cl_setresgid(p.user.gid, p.user.gid, p.user.gid) }
+        try check("setresuid \(p.user.uid)") { cl_setresuid(p.user.uid, p.user.uid, p.user.uid) }
+        _ = cl_prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0)
+        if let caps = p.capabilities { try Capabilities.applySets(caps) }
+        if p.noNewPrivileges == true {
+            try check("set no_new_privs") { cl_prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }
+        }
+    }
+
+    private static func exec(_ path: String, _ args: [String], _ env: [String]) -> Never {
+        var cArgs = args.map { strdup($0) } + [nil]
+        var cEnv = env.map { strdup($0) } + [nil]
+        _ = cl_sigmask_restore()
+        execve(path, &cArgs, &cEnv)
+        fail("exec \(path): \(String(cString: strerror(errno)))")
+    }
+
+    /// After start nobody listens on the sync socket: the container's stderr is all that's left.
+    private static func fail(_ message: String) -> Never {
+        let line = Array("srunc: \(message)\n".utf8)
+        _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+        _exit(127)
+    }
+}
+
+/// Finds the executable for process.args[0] inside the container, as exec would: names with a
+/// slash are taken as they are, others are searched in the process's PATH.
+enum ExecutableLookup {
+    static let defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+    static func find(_ name: String, env: [String], cwd: String) throws -> String {
+        if name.contains("/") {
+            let path = name.hasPrefix("/") ? name : cwd + "/" + name
+            try checkExecutable(path, shown: name)
+            return path
+        }
+        let pathVar = env.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? defaultPath
+        for dir in pathVar.split(separator: ":", omittingEmptySubsequences: false) {
+            let candidate = (dir.isEmpty ? cwd : String(dir)) + "/" + name
+            if isExecutableFile(candidate) { return candidate }
+        }
+        throw RuntimeError("exec: \"\(name)\": executable file not found in $PATH")
+    }
+
+    private static func isExecutableFile(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG && st.st_mode & 0o111 != 0
+    }
+
+    private static func checkExecutable(_ path: String, shown: String) throws {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw RuntimeError.sys("exec: \"\(shown)\"") }
+        guard (st.st_mode & S_IFMT) == S_IFREG, st.st_mode & 0o111 != 0 else {
+            throw RuntimeError("exec: \"\(shown)\": permission denied")
+        }
+    }
+}

@@ -1,0 +1,53 @@
+@preconcurrency import Glibc
+
+/// runc-compatible error logging: the message always goes to stderr, and with --log also to
+/// that file, as a JSON line {"level","msg","time"} (what go-runc parses) or logfmt text.
+public struct Log {
+    public var path: String?
+    public var json = false
+    public var debug = false
+    public init() {}
+
+    public func error(_ message: String) {
+        let line = Array((message + "\n").utf8)
+        _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+        guard let path else { return }
+        append(path, level: "error", message)
+    }
+
+    public func debugLine(_ message: String) {
+        guard debug, let path else { return }
+        append(path, level: "debug", message)
+    }
+
+    private func append(_ path: String, level: String, _ message: String) {
+        let time = Timestamp.now()
+        let text = json
+            ? "{\"level\":\"\(level)\",\"msg\":\(Log.quote(message)),\"time\":\"\(time)\"}\n"
+            : "time=\"\(time)\" level=\(level) msg=\(Log.quote(message))\n"
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return }
+        try? Files.writeAll(fd, Array(text.utf8))
+        close(fd)
+    }
+
+    /// A JSON string literal (also valid logfmt quoting).
+    public static func quote(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 {
+                    let hex = String(u.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else { out.unicodeScalars.append(u) }
+            }
+        }
+        return out + "\""
+    }
+}

@@ -1,0 +1,50 @@
+@preconcurrency import Glibc
+import CLinux
+
+/// Resolves container paths against a rootfs directory fd with openat2(RESOLVE_IN_ROOT): a
+/// symlink in the image ("/etc -> /host/etc", "../../..") can never lead outside the rootfs,
+/// and there is no check-then-use race because the mount goes onto the fd itself.
+struct PathInRoot {
+    let rootFD: Int32
+
+    /// An CL_O_PATH fd for `path` inside the root, or nil with errno set.
+    func open(_ path: String, flags: Int32 = CL_O_PATH) -> Int32? {
+        let fd = cl_openat_in_root(rootFD, path, flags)
+        return fd >= 0 ? fd : nil
+    }
+
+    /// Opens `path` inside the root, creating missing directories (and the last component as a
+    /// directory or an empty file). Returns an CL_O_PATH fd the caller mounts onto via /proc/self/fd.
+    func ensure(_ path: String, directory: Bool) throws -> Int32 {
+        if let fd = open(path) { return fd }
+        guard errno == ENOENT else { throw RuntimeError.sys("resolve \(path) in rootfs") }
+        let parts = path.split(separator: "/").map(String.init)
+        var prefix = ""
+        for (i, name) in parts.enumerated() {
+            let parentPath = prefix.isEmpty ? "/" : prefix
+            prefix += "/" + name
+            if let fd = open(prefix) { close(fd); continue }
+            guard errno == ENOENT else { throw RuntimeError.sys("resolve \(prefix) in rootfs") }
+            guard let parent = open(parentPath, flags: CL_O_PATH | O_DIRECTORY) else {
+                throw RuntimeError.sys("resolve \(parentPath) in rootfs")
+            }
+            defer { close(parent) }
+            let last = i == parts.count - 1
+            if last && !directory {
+                let fd = openat(parent, name, O_CREAT | O_EXCL | O_NOFOLLOW | O_WRONLY | O_CLOEXEC, 0o644)
+                if fd < 0 && errno != EEXIST { throw RuntimeError.sys("create \(prefix) in rootfs") }
+                if fd >= 0 { close(fd) }
+            } else if mkdirat(parent, name, 0o755) != 0 && errno != EEXIST {
+                throw RuntimeError.sys("mkdir \(prefix) in rootfs")
+            }
+        }
+        guard let fd = open(path) else {
+            // Still missing after creation: the last component is a symlink pointing nowhere.
+            throw RuntimeError.sys("resolve \(path) in rootfs (dangling symlink?)")
+        }
+        return fd
+    }
+
+    /// The magic-link path the kernel resolves back to `fd`'s object.
+    static func procPath(_ fd: Int32) -> String { "/proc/self/fd/\(fd)" }
+}

@@ -1,0 +1,161 @@
+@preconcurrency import Glibc
+import CLinux
+import OCI
+
+/// Builds the container's filesystem view inside its new mount namespace: config mounts in
+/// order, /dev, pivot_root, then masked and read-only paths. Runs in the init, before exec.
+struct Rootfs {
+    let spec: Spec
+    let rootfs: String
+    let inUserNS: Bool
+    let newCgroupNS: Bool
+
+    /// Everything that happens while the host's tree is still visible.
+    func prepare() throws {
+        let propagation = UInt(MS_SLAVE | MS_REC)
+        try check("make / rslave") { Glibc.mount(nil, "/", nil, propagation, nil) }
+        try check("bind rootfs \(rootfs)") { Glibc.mount(rootfs, rootfs, nil, UInt(MS_BIND | MS_REC), nil) }
+        let rootFD = try check("open rootfs") { open(rootfs, CL_O_PATH | O_DIRECTORY | O_CLOEXEC) }
+        defer { close(rootFD) }
+        let root = PathInRoot(rootFD: rootFD)
+        for m in spec.mounts ?? [] { try mount(m, in: root) }
+        let devIsBound = (spec.mounts ?? []).contains { $0.destination == "/dev" && MountOptions($0.options ?? []).isBind }
+        if !devIsBound { try Devices(root: root, inUserNS: inUserNS).populate(spec.linux?.devices ?? []) }
+        if spec.process?.terminal == true { close(try root.ensure("/dev/console", directory: false)) }
+    }
+
+    /// Mounts one config entry onto its destination resolved inside the rootfs.
+    private func mount(_ m: OCI.Mount, in root: PathInRoot) throws {
+        let opts = MountOptions(m.options ?? [])
+        let type = m.type ?? (opts.isBind ? "bind" : "")
+        if opts.isBind || type == "bind" {
+            try bind(m, opts, in: root)
+        } else if type == "cgroup" || type == "cgroup2" {
+            try CgroupMount(destination: m.destination, flags: opts.flags, newCgroupNS: newCgroupNS).mount(in: root)
+        } else {
+            let fd = try root.ensure(m.destination, directory: true)
+            defer { close(fd) }
+            let data = opts.data.joined(separator: ",")
+            let r = Glibc.mount(m.source ?? type, PathInRoot.procPath(fd), type, opts.flags & ~UInt(MS_REMOUNT), data)
+            if r != 0 {
+                if type == "sysfs" && (errno == EPERM || errno == EACCES) {
+                    // A user namespace without its own netns may not mount sysfs: bind the host's, as runc does.
+                    try bind(OCI.Mount(destination: m.destination, type: "bind", source: "/sys", options: ["rbind"] + (m.options ?? [])),
+                             MountOptions(["rbind"] + (m.options ?? [])), in: root)
+                    return
+                }
+                throw RuntimeError.sys("mount \(type) on \(m.destination)")
+            }
+        }
+        try applyPropagation(opts, at: m.destination, in: root)
+    }
+
+    private func bind(_ m: OCI.Mount, _ opts: MountOptions, in root: PathInRoot) throws {
+        guard let source = m.source, !source.isEmpty else {
+            throw RuntimeError("mount \(m.destination): bind mount needs a source")
+        }
+        var st = stat()
+        guard stat(source, &st) == 0 else { throw RuntimeError.sys("bind mount source \(source)") }
+        let fd = try root.ensure(m.destination, directory: (st.st_mode & S_IFMT) == S_IFDIR)
+        let bindFlags = opts.flags & UInt(MS_BIND | MS_REC)
+        let r = Glibc.mount(source, PathInRoot.procPath(fd), nil, bindFlags, nil)
+        close(fd)
+        if r != 0 { throw RuntimeError.sys("bind \(source) on \(m.destination)") }
+        let extra = opts.flags & ~UInt(MS_BIND | MS_REC | MS_REMOUNT)
+        if extra != 0 { try remountBind(m.destination, flags: extra, in: root) }
+    }
+
+    /// Applies per-mount flags to a bind mount (the kernel ignores them on the first call).
+    private func remountBind(_ dest: String, flags: UInt, in root: PathInRoot) throws {
+        guard let fd = root.open(dest) else { throw RuntimeError.sys("reopen \(dest)") }
+        defer { close(fd) }
+        let path = PathInRoot.procPath(fd)
+        let all = flags | UInt(MS_BIND | MS_REMOUNT) | (inUserNS ? lockedFlags(path) : 0)
+        try check("remount \(dest)") { Glibc.mount(nil, path, nil, all, nil) }
+    }
+
+    private func applyPropagation(_ opts: MountOptions, at dest: String, in root: PathInRoot) throws {
+        guard !opts.propagation.isEmpty else { return }
+        guard let fd = root.open(dest) else { throw RuntimeError.sys("reopen \(dest)") }
+        defer { close(fd) }
+        for p in opts.propagation {
+            try check("set propagation of \(dest)") { Glibc.mount(nil, PathInRoot.procPath(fd), nil, p, nil) }
+        }
+    }
+
+    /// Switches the process root to the rootfs and detaches the host tree.
+    func pivot(noPivot: Bool) throws {
+        if noPivot {
+            try check("chdir rootfs") { chdir(rootfs) }
+            try check("move rootfs to /") { Glibc.mount(rootfs, "/", nil, UInt(MS_MOVE), nil) }
+            try check("chroot") { chroot(".") }
+        } else {
+            let oldRoot = try check("open /") { open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC) }
+            defer { close(oldRoot) }
+            try check("chdir rootfs") { chdir(rootfs) }
+            try check("pivot_root") { cl_pivot_root(".", ".") }
+            try check("fchdir old root") { fchdir(oldRoot) }
+            try check("make old root rslave") { Glibc.mount(nil, ".", nil, UInt(MS_SLAVE | MS_REC), nil) }
+            try check("detach old root") { umount2(".", Int32(MNT_DETACH)) }
+        }
+        try check("chdir /") { chdir("/") }
+        if let p = spec.linux?.rootfsPropagation, let flag = MountOptions.propagation[p] {
+            try check("set rootfs propagation \(p)") { Glibc.mount(nil, "/", nil, flag, nil) }
+        }
+    }
+
+    /// After pivot: sysctls, read-only and masked paths, the cwd, and last a read-only root.
+    func finish(cwd: String) throws {
+        for (key, value) in spec.linux?.sysctl ?? [:] {
+            let path = "/proc/sys/" + String(key.map { $0 == "." ? "/" : $0 })
+            do { try Files.write(path, value) } catch { throw RuntimeError("sysctl \(key)=\(value): \(error)") }
+        }
+        for path in spec.linux?.readonlyPaths ?? [] { try makeReadonly(path) }
+        for path in spec.linux?.maskedPaths ?? [] { try mask(path) }
+        _ = makeDirectories(cwd)
+        if spec.root?.readonly == true {
+            let flags = UInt(MS_BIND | MS_REMOUNT | MS_RDONLY) | lockedFlags("/")
+            try check("remount root read-only") { Glibc.mount(nil, "/", nil, flags, nil) }
+        }
+    }
+
+    private func makeReadonly(_ path: String) throws {
+        if Glibc.mount(path, path, nil, UInt(MS_BIND | MS_REC), nil) != 0 {
+            if errno == ENOENT { return }
+            throw RuntimeError.sys("bind readonly path \(path)")
+        }
+        let flags = UInt(MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC) | lockedFlags(path)
+        try check("remount \(path) read-only") { Glibc.mount(nil, path, nil, flags, nil) }
+    }
+
+    private func mask(_ path: String) throws {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return }
+        if (st.st_mode & S_IFMT) == S_IFDIR {
+            try check("mask \(path)") { Glibc.mount("tmpfs", path, "tmpfs", UInt(MS_RDONLY), nil) }
+        } else {
+            try check("mask \(path)") { Glibc.mount("/dev/null", path, nil, UInt(MS_BIND), nil) }
+        }
+    }
+
+    private func makeDirectories(_ path: String) -> Bool {
+        var prefix = ""
+        for part in path.split(separator: "/") {
+            prefix += "/" + part
+            if mkdir(prefix, 0o755) != 0 && errno != EEXIST { return false }
+        }
+        return true
+    }
+
+    /// Flags a user namespace locks on a mount: a remount must repeat them or fail with EPERM.
+    private func lockedFlags(_ path: String) -> UInt {
+        var s = statvfs()
+        guard statvfs(path, &s) == 0 else { return 0 }
+        var flags: UInt = 0
+        // statvfs ST_* bits (glibc hides some behind _GNU_SOURCE) and the MS_* flag each locks.
+        let pairs: [(UInt, UInt)] = [(2, UInt(MS_NOSUID)), (4, UInt(MS_NODEV)), (8, UInt(MS_NOEXEC)),
+                                     (1024, UInt(MS_NOATIME)), (2048, UInt(MS_NODIRATIME)), (4096, UInt(MS_RELATIME))]
+        for (st, ms) in pairs where s.f_flag & st != 0 { flags |= ms }
+        return flags
+    }
+}

@@ -1,0 +1,24 @@
+@preconcurrency import Glibc
+
+/// Every failure the runtime reports: one human sentence, printed as runc prints its errors.
+public struct RuntimeError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+
+    /// A failed syscall: "what: strerror(errno)".
+    public static func sys(_ what: String, _ err: Int32 = errno) -> RuntimeError {
+        RuntimeError("\(what): \(String(cString: strerror(err)))")
+    }
+}
+
+/// Runs a syscall-returning closure, retrying EINTR, throwing `RuntimeError.sys` on -1.
+@discardableResult
+func check(_ what: @autoclosure () -> String, _ body: () -> Int32) throws -> Int32 {
+    while true {
+        let r = body()
+        if r >= 0 { return r }
+        if errno == EINTR { continue }
+        throw RuntimeError.sys(what())
+    }
+}

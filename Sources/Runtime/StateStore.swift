@@ -1,0 +1,94 @@
+@preconcurrency import Glibc
+import OCI
+
+/// What srunc remembers of a container between invocations: `<root>/<id>/state.json`.
+/// The status is not stored: it is derived from the live process each time (see `status`).
+public struct ContainerRecord: Codable, Sendable {
+    public var id: String
+    public var initPid: Int32
+    /// Field 22 of /proc/<pid>/stat at create: a recycled pid never passes for the container.
+    public var initStartTime: UInt64
+    public var bundle: String
+    public var rootfs: String
+    public var created: String
+    public var config: Spec
+}
+
+/// The runtime status of a container, as the OCI spec names it.
+public enum ContainerStatus: String, Sendable {
+    case creating, created, running, paused, stopped
+}
+
+/// The state root (`--root`): one directory per container; mkdir of it is the id's lock.
+public struct StateStore: Sendable {
+    public let root: String
+    public init(root: String) { self.root = root }
+
+    public func directory(_ id: String) -> String { root + "/" + id }
+    func fifoPath(_ id: String) -> String { directory(id) + "/exec.fifo" }
+    func statePath(_ id: String) -> String { directory(id) + "/state.json" }
+
+    /// Rejects ids that could name a path outside the root, as runc does.
+    public static func validate(id: String) throws {
+        if id.isEmpty { throw RuntimeError("container id cannot be empty") }
+        let ok = id.utf8.allSatisfy { c in
+            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a)
+                || c == 0x5f || c == 0x2b || c == 0x2d || c == 0x2e
+        }
+        if !ok || id == "." || id == ".." || id.utf8.count > 1024 { throw RuntimeError("invalid container id format: \(id)") }
+    }
+
+    /// Creates the container's directory; fails if the id is taken.
+    func claim(_ id: String) throws {
+        try StateStore.validate(id: id)
+        if mkdir(root, 0o711) != 0 && errno != EEXIST { throw RuntimeError.sys("mkdir \(root)") }
+        if mkdir(directory(id), 0o711) != 0 {
+            if errno == EEXIST { throw RuntimeError("container with id exists: \(id)") }
+            throw RuntimeError.sys("mkdir \(directory(id))")
+        }
+    }
+
+    func save(_ record: ContainerRecord) throws {
+        try Files.writeAtomically(statePath(record.id), try JSON.encode(record), mode: 0o600)
+    }
+
+    /// Loads a container's record; a missing one is runc's "does not exist" error.
+    public func load(_ id: String) throws -> ContainerRecord {
+        try StateStore.validate(id: id)
+        guard let bytes = Files.read(statePath(id)) else {
+            throw RuntimeError("container \"\(id)\" does not exist")
+        }
+        return try JSON.decode(ContainerRecord.self, from: bytes, what: "state of \(id)")
+    }
+
+    public func ids() -> [String] {
+        Files.list(root).filter { Files.exists(statePath($0)) }.sorted()
+    }
+
+    /// Derived status: a dead (or recycled, or zombie) init is stopped; a live one still blocked
+    /// on exec.fifo is created; a frozen cgroup is paused; else running.
+    public func status(of record: ContainerRecord) -> ContainerStatus {
+        guard let stat = ProcStat(pid: record.initPid), stat.startTime == record.initStartTime,
+              stat.state != "Z", stat.state != "X" else { return .stopped }
+        if Files.exists(fifoPath(record.id)) { return .created }
+        return .running
+    }
+
+    public func remove(_ id: String) { Files.removeTree(directory(id)) }
+}
+
+/// The two fields of /proc/<pid>/stat the runtime needs.
+struct ProcStat {
+    let state: Character
+    let startTime: UInt64
+
+    init?(pid: Int32) {
+        guard pid > 0, let text = Files.readString("/proc/\(pid)/stat"),
+              let close = text.lastIndex(of: ")") else { return nil }
+        // Fields after the command name (which may hold spaces): state is field 3, starttime 22.
+        let rest = text[text.index(after: close)...].split(separator: " ")
+        guard rest.count > 19, let st = UInt64(rest[19]) else { return nil }
+        state = rest[0].first ?? "?"
+        startTime = st
+    }
+}

@@ -1,0 +1,24 @@
+@preconcurrency import Glibc
+
+/// RFC 3339 timestamps with nanoseconds in UTC, as runc writes `created` and its log lines.
+enum Timestamp {
+    static func now() -> String {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        var t = ts.tv_sec
+        var tm = Glibc.tm()
+        gmtime_r(&t, &tm)
+        func pad(_ v: Int32, _ w: Int) -> String {
+            let s = String(v)
+            return String(repeating: "0", count: max(0, w - s.count)) + s
+        }
+        var frac = ""
+        if ts.tv_nsec != 0 {
+            var digits = pad(Int32(ts.tv_nsec), 9)
+            while digits.hasSuffix("0") { digits.removeLast() }
+            frac = "." + digits
+        }
+        return "\(pad(tm.tm_year + 1900, 4))-\(pad(tm.tm_mon + 1, 2))-\(pad(tm.tm_mday, 2))T"
+            + "\(pad(tm.tm_hour, 2)):\(pad(tm.tm_min, 2)):\(pad(tm.tm_sec, 2))\(frac)Z"
+    }
+}

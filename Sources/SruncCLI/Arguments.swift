@@ -1,0 +1,61 @@
+/// runc-style flag parsing (urfave/cli on Go's flag package): `-flag`, `--flag`, `--flag=value`,
+/// `--flag value`, booleans as `--flag` or `--flag=false`. Hand-written: it costs nothing at start.
+struct FlagSpec {
+    let names: [String]
+    let takesValue: Bool
+    var canonical: String { names[0] }
+
+    static func value(_ names: String...) -> FlagSpec { FlagSpec(names: names, takesValue: true) }
+    static func bool(_ names: String...) -> FlagSpec { FlagSpec(names: names, takesValue: false) }
+}
+
+struct UsageError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+/// Flags and positionals of one command line segment.
+struct ParsedArguments {
+    var values: [String: String] = [:]
+    var bools: Set<String> = []
+    var positionals: [String] = []
+
+    func value(_ name: String) -> String? { values[name] }
+    func flag(_ name: String) -> Bool { bools.contains(name) }
+
+    /// Parses flags; with `stopAtPositional` the first non-flag and everything after it are
+    /// positionals (global flags before the verb), otherwise flags may follow positionals.
+    init(_ args: ArraySlice<String>, flags: [FlagSpec], stopAtPositional: Bool = false) throws {
+        var i = args.startIndex
+        while i < args.endIndex {
+            let arg = args[i]
+            i += 1
+            if arg == "--" { positionals += args[i...]; break }
+            guard arg.hasPrefix("-"), arg != "-" else {
+                positionals.append(arg)
+                if stopAtPositional { positionals += args[i...]; break }
+                continue
+            }
+            var name = String(arg.drop { $0 == "-" })
+            var inline: String?
+            if let eq = name.firstIndex(of: "=") {
+                inline = String(name[name.index(after: eq)...])
+                name = String(name[..<eq])
+            }
+            guard let spec = flags.first(where: { $0.names.contains(name) }) else {
+                throw UsageError("flag provided but not defined: -\(name)")
+            }
+            if spec.takesValue {
+                if let inline { values[spec.canonical] = inline; continue }
+                guard i < args.endIndex else { throw UsageError("flag needs an argument: -\(name)") }
+                values[spec.canonical] = args[i]
+                i += 1
+            } else if let inline {
+                guard let b = Bool(inline) else { throw UsageError("invalid boolean value \"\(inline)\" for -\(name)") }
+                if b { bools.insert(spec.canonical) } else { bools.remove(spec.canonical) }
+            } else {
+                bools.insert(spec.canonical)
+            }
+        }
+    }
+}

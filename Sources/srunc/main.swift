@@ -1,0 +1,4 @@
+import SruncCLI
+@preconcurrency import Glibc
+
+exit(Srunc.main(CommandLine.arguments))
