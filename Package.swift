@@ -23,6 +23,6 @@ let package = Package(
             // Fully static: starts in ~1 ms and runs under containerd/podman with a clean environment.
             linkerSettings: [.unsafeFlags(["-static-executable", "-Xlinker", "-l_FoundationCollections", "-Xlinker", "-l_FoundationCShims", "-Xlinker", "-lswiftSynchronization"])]),
         .testTarget(name: "OCITests", dependencies: ["OCI", "Runtime", "SruncCLI"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["OCI"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["OCI", "CLinux"]),
     ]
 )

@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <sys/sysmacros.h>
 #include <termios.h>
+#include <spawn.h>
 
 pid_t cl_clone(unsigned long flags) {
     // Raw clone with a NULL stack behaves like fork; glibc keeps no pid cache since 2.25.
@@ -116,4 +117,20 @@ int cl_raw_tty(int fd, void *saved, size_t len) {
     memcpy(saved, &t, sizeof t);
     cfmakeraw(&t);
     return tcsetattr(fd, TCSANOW, &t);
+}
+
+extern char **environ;
+pid_t cl_spawn(const char *path, char *const argv[], const char *cwd, int outfd, int errfd) {
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, outfd, 1);
+    posix_spawn_file_actions_adddup2(&fa, errfd, 2);
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+    if (cwd) posix_spawn_file_actions_addchdir_np(&fa, cwd);
+    pid_t pid;
+    int err = posix_spawn(&pid, path, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (err) { errno = err; return -1; }
+    return pid;
 }

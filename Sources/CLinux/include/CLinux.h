@@ -60,4 +60,9 @@ int cl_clear_cloexec(int fd);
 dev_t cl_makedev(unsigned int major, unsigned int minor);
 int cl_raw_tty(int fd, void *saved, size_t len);
 
+/// posix_spawn with stdin from /dev/null, stdout/stderr onto the given fds, every other fd
+/// closed and `cwd` as working directory: the test harness's way to run a runtime without
+/// handing the container any descriptor of the (multi-threaded) test process.
+pid_t cl_spawn(const char *path, char *const argv[], const char *cwd, int outfd, int errfd);
+
 #endif

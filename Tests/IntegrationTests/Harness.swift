@@ -1,0 +1,134 @@
+import CLinux
+import Foundation
+import OCI
+import Testing
+
+/// A runtime under test: srunc as built by this package, or Debian's runc as the reference.
+/// Each test gets its own state root so tests can run in parallel.
+struct RuntimeUnderTest: CustomStringConvertible, Sendable {
+    let name: String
+    let binary: String
+    var description: String { name }
+
+    static let packageRoot: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    static let srunc = RuntimeUnderTest(
+        name: "srunc",
+        binary: ProcessInfo.processInfo.environment["SRUNC_BIN"] ?? packageRoot + "/.build/debug/srunc")
+    static let runc = RuntimeUnderTest(name: "runc", binary: "/usr/sbin/runc")
+    static let all = [srunc, runc]
+}
+
+/// What a command printed and how it ended.
+struct Outcome {
+    let stdout: String
+    let stderr: String
+    let code: Int32
+}
+
+/// Runs a program to completion, capturing its output in files: a created container keeps
+/// the stdio it inherited, so pipes would never reach EOF. stdin is /dev/null.
+@discardableResult
+func execute(_ path: String, _ args: [String], cwd: String? = nil) throws -> Outcome {
+    let base = NSTemporaryDirectory() + "srunc-out-\(UUID().uuidString)"
+    FileManager.default.createFile(atPath: base + ".out", contents: nil)
+    FileManager.default.createFile(atPath: base + ".err", contents: nil)
+    defer {
+        try? FileManager.default.removeItem(atPath: base + ".out")
+        try? FileManager.default.removeItem(atPath: base + ".err")
+    }
+    let out = open(base + ".out", O_WRONLY | O_CLOEXEC), err = open(base + ".err", O_WRONLY | O_CLOEXEC)
+    defer { close(out); close(err) }
+    var argv: [UnsafeMutablePointer<CChar>?] = ([path] + args).map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    let pid = cl_spawn(path, &argv, cwd, out, err)
+    guard pid > 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    let signaled = (status & 0x7f) != 0
+    let code = signaled ? 128 + (status & 0x7f) : (status >> 8) & 0xff
+    return Outcome(stdout: (try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? "",
+                   stderr: (try? String(contentsOfFile: base + ".err", encoding: .utf8)) ?? "", code: code)
+}
+
+/// The busybox rootfs built once per test process by spec-fixtures/build-rootfs.sh.
+enum Fixtures {
+    static let rootfs: String = {
+        let dir = NSTemporaryDirectory() + "srunc-fixture-\(getpid())"
+        let r = try! execute("/bin/sh", [RuntimeUnderTest.packageRoot + "/spec-fixtures/build-rootfs.sh", dir + "/rootfs"])
+        precondition(r.code == 0, "fixture build failed: \(r.stderr)")
+        return dir + "/rootfs"
+    }()
+
+    static func config(_ name: String = "minimal.json") throws -> Spec {
+        let data = try Data(contentsOf: URL(fileURLWithPath: RuntimeUnderTest.packageRoot + "/spec-fixtures/" + name))
+        return try JSONDecoder().decode(Spec.self, from: data)
+    }
+}
+
+/// A throwaway bundle (config.json + a private copy of the busybox rootfs) and state root for
+/// one container. `cleanup()` force-deletes the container and checks nothing was left mounted.
+final class TestBundle: @unchecked Sendable {
+    let runtime: RuntimeUnderTest
+    let dir: String
+    let stateRoot: String
+    let id: String
+    var spec: Spec
+
+    init(_ runtime: RuntimeUnderTest, _ tweak: (inout Spec) -> Void = { _ in }) throws {
+        self.runtime = runtime
+        let unique = "\(getpid())-\(UUID().uuidString.prefix(8).lowercased())"
+        dir = NSTemporaryDirectory() + "srunc-test-\(unique)"
+        stateRoot = dir + "-state"
+        id = "t-\(unique)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let cp = try execute("/bin/cp", ["-a", Fixtures.rootfs, dir + "/rootfs"])
+        precondition(cp.code == 0, cp.stderr)
+        spec = try Fixtures.config()
+        tweak(&spec)
+        try writeConfig()
+    }
+
+    func writeConfig() throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted]
+        try enc.encode(spec).write(to: URL(fileURLWithPath: dir + "/config.json"))
+    }
+
+    var rootfs: String { dir + "/rootfs" }
+
+    /// `<runtime> --root <state> ARGS` with the bundle as working directory.
+    @discardableResult
+    func runtimeCommand(_ args: [String]) throws -> Outcome {
+        try execute(runtime.binary, ["--root", stateRoot] + args, cwd: dir)
+    }
+
+    /// `run` in the foreground: the container's output and exit code.
+    func run(_ extra: [String] = []) throws -> Outcome {
+        try runtimeCommand(["run"] + extra + [id])
+    }
+
+    func state(_ id: String? = nil) throws -> [String: Any]? {
+        let r = try runtimeCommand(["state", id ?? self.id])
+        guard r.code == 0 else { return nil }
+        return try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+    }
+
+    /// Removes the container, the bundle and the state root; then nothing of it may stay mounted.
+    func cleanup() {
+        _ = try? runtimeCommand(["delete", "--force", id])
+        let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        #expect(!mounts.contains(dir), "mounts left behind under \(dir)")
+        try? FileManager.default.removeItem(atPath: dir)
+        try? FileManager.default.removeItem(atPath: stateRoot)
+    }
+}
+
+/// Sets process.args to `sh -c SCRIPT`.
+func shell(_ script: String) -> (inout Spec) -> Void {
+    { $0.process!.args = ["sh", "-c", script] }
+}
