@@ -15,8 +15,9 @@ struct PathInRoot {
 
     /// Opens `path` inside the root, creating missing directories (and the last component as a
     /// directory or an empty file). Returns an CL_O_PATH fd the caller mounts onto via /proc/self/fd.
-    func ensure(_ path: String, directory: Bool) throws -> Int32 {
+    func ensure(_ path: String, directory: Bool, depth: Int = 0) throws -> Int32 {
         if let fd = open(path) { return fd }
+        guard depth < 40 else { throw RuntimeError("resolve \(path) in rootfs: too many levels of symbolic links") }
         guard errno == ENOENT else { throw RuntimeError.sys("resolve \(path) in rootfs") }
         let parts = path.split(separator: "/").map(String.init)
         var prefix = ""
@@ -37,12 +38,27 @@ struct PathInRoot {
             } else if mkdirat(parent, name, 0o755) != 0 && errno != EEXIST {
                 throw RuntimeError.sys("mkdir \(prefix) in rootfs")
             }
+            if open(prefix).map({ close($0) }) == nil, let target = symlinkTarget(parent, name) {
+                // A dangling symlink: create what it points to, read as a path inside the root.
+                let base = target.hasPrefix("/") ? target : parentPath + "/" + target
+                let rest = parts[(i + 1)...].joined(separator: "/")
+                let resolved = Files.clean(base + (rest.isEmpty ? "" : "/" + rest))
+                return try ensure(resolved, directory: directory, depth: depth + 1)
+            }
         }
         guard let fd = open(path) else {
             // Still missing after creation: the last component is a symlink pointing nowhere.
             throw RuntimeError.sys("resolve \(path) in rootfs (dangling symlink?)")
         }
         return fd
+    }
+
+    private func symlinkTarget(_ dirFD: Int32, _ name: String) -> String? {
+        var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlinkat(dirFD, name, &buf, buf.count - 1)
+        guard n > 0 else { return nil }
+        buf[n] = 0
+        return String(cString: buf)
     }
 
     /// The magic-link path the kernel resolves back to `fd`'s object.

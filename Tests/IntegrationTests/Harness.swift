@@ -55,13 +55,15 @@ func execute(_ path: String, _ args: [String], cwd: String? = nil) throws -> Out
                    stderr: (try? String(contentsOfFile: base + ".err", encoding: .utf8)) ?? "", code: code)
 }
 
-/// The busybox rootfs built once per test process by spec-fixtures/build-rootfs.sh.
+/// The busybox rootfs, built by spec-fixtures/build-rootfs.sh at a fixed path the first time a
+/// test needs it (the script renames it into place, so a half-built tree is never used).
 enum Fixtures {
     static let rootfs: String = {
-        let dir = NSTemporaryDirectory() + "srunc-fixture-\(getpid())"
-        let r = try! execute("/bin/sh", [RuntimeUnderTest.packageRoot + "/spec-fixtures/build-rootfs.sh", dir + "/rootfs"])
+        let dir = NSTemporaryDirectory() + "srunc-fixture-rootfs"
+        if FileManager.default.fileExists(atPath: dir + "/bin/busybox") { return dir }
+        let r = try! execute("/bin/sh", [RuntimeUnderTest.packageRoot + "/spec-fixtures/build-rootfs.sh", dir])
         precondition(r.code == 0, "fixture build failed: \(r.stderr)")
-        return dir + "/rootfs"
+        return dir
     }()
 
     static func config(_ name: String = "minimal.json") throws -> Spec {
