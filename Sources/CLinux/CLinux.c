@@ -51,9 +51,8 @@ int cl_setresuid(uid_t r, uid_t e, uid_t s) { return (int)syscall(SYS_setresuid,
 int cl_setresgid(gid_t r, gid_t e, gid_t s) { return (int)syscall(SYS_setresgid, r, e, s); }
 int cl_setgroups(size_t n, const gid_t *list) { return (int)syscall(SYS_setgroups, n, list); }
 
-int cl_send_fd(int sock, int fd) {
-    char byte = 0;
-    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+int cl_send_fd(int sock, int fd, const char *name) {
+    struct iovec iov = {.iov_base = (void *)name, .iov_len = strlen(name)};
     union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
     memset(&u, 0, sizeof u);
     struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
@@ -63,12 +62,12 @@ int cl_send_fd(int sock, int fd) {
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    return sendmsg(sock, &msg, MSG_NOSIGNAL) == 1 ? 0 : -1;
+    return sendmsg(sock, &msg, MSG_NOSIGNAL) > 0 ? 0 : -1;
 }
 
 int cl_recv_fd(int sock) {
-    char byte;
-    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    char name[4096];
+    struct iovec iov = {.iov_base = name, .iov_len = sizeof name};
     union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
     struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
                          .msg_controllen = sizeof u.buf};

@@ -26,7 +26,7 @@ struct Console {
         if Files.exists("/dev/console") {
             try check("bind \(slavePath) on /dev/console") { mount(slavePath, "/dev/console", nil, UInt(MS_BIND), nil) }
         }
-        if cl_send_fd(socketFD, master) != 0 { throw RuntimeError.sys("send pty master to console socket") }
+        if cl_send_fd(socketFD, master, "/dev/ptmx") != 0 { throw RuntimeError.sys("send pty master to console socket") }
         return Console(slaveFD: slave)
     }
 

@@ -38,8 +38,8 @@ int cl_openat_in_root(int dirfd, const char *path, int flags);
 int cl_setresuid(uid_t r, uid_t e, uid_t s);
 int cl_setresgid(gid_t r, gid_t e, gid_t s);
 int cl_setgroups(size_t n, const gid_t *list);
-/// Send one fd over a unix socket (SCM_RIGHTS) with a one-byte payload.
-int cl_send_fd(int sock, int fd);
+/// Send one fd over a unix socket (SCM_RIGHTS) with its name as payload, as runc does.
+int cl_send_fd(int sock, int fd, const char *name);
 /// Receive one fd sent with cl_send_fd; -1 on error.
 int cl_recv_fd(int sock);
 int cl_mkfifo(const char *path, mode_t mode);

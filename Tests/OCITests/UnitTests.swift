@@ -1,0 +1,108 @@
+import Foundation
+import OCI
+@testable import Runtime
+@testable import SruncCLI
+import Testing
+
+/// Pure parts: spec decoding and its error messages, option and signal tables, flag parsing.
+@Suite("units") struct UnitTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    @Test func fixtureConfigDecodes() throws {
+        let bytes = try [UInt8](Data(contentsOf: Self.root.appendingPathComponent("spec-fixtures/minimal.json")))
+        let spec = try JSON.decode(Spec.self, from: bytes, what: "config.json")
+        #expect(spec.process?.args?.first == "sh")
+        #expect(spec.linux?.namespaces?.count == 5)
+        try Bundle.validate(spec)
+    }
+
+    @Test func defaultSpecDecodesAndValidates() throws {
+        let spec = try JSON.decode(Spec.self, from: Array(DefaultSpec.json.utf8), what: "spec")
+        try Bundle.validate(spec)
+        #expect(spec.process?.terminal == true)
+        #expect(spec.root == Root(path: "rootfs", readonly: true))
+    }
+
+    @Test(arguments: [
+        (#"{"ociVersion":"1.2.0","process":{"user":{"uid":0,"gid":0},"args":"sh","cwd":"/"}}"#, "field process.args: expected an array"),
+        (#"{"ociVersion":"1.2.0","process":{"user":{"uid":0},"args":["sh"],"cwd":"/"}}"#, "missing field process.user.gid"),
+        (#"{"ociVersion":"1.2.0","mounts":[{"destination":"/x","options":[1]}]}"#, "field mounts[0].options[0]: expected a string"),
+        (#"{"ociVersion":"#, "invalid JSON"),
+    ])
+    func decodeErrorsNameTheField(_ json: String, _ message: String) {
+        #expect(throws: RuntimeError.self) { try JSON.decode(Spec.self, from: Array(json.utf8), what: "config.json") }
+        do { _ = try JSON.decode(Spec.self, from: Array(json.utf8), what: "config.json") } catch {
+            #expect("\(error)".contains(message), "\(error)")
+        }
+    }
+
+    @Test func validationRejectsWithFieldNames() throws {
+        var spec = try JSON.decode(Spec.self, from: Array(DefaultSpec.json.utf8), what: "spec")
+        spec.linux?.namespaces?.append(Namespace(type: "bogus"))
+        #expect(throws: RuntimeError.self) { try Bundle.validate(spec) }
+        spec.linux?.namespaces?.removeLast()
+        spec.process?.cwd = "relative"
+        do { try Bundle.validate(spec); Issue.record("accepted relative cwd") } catch {
+            #expect("\(error)".contains("process.cwd"))
+        }
+    }
+
+    @Test func signals() throws {
+        #expect(try Signals.parse("KILL") == 9)
+        #expect(try Signals.parse("SIGTERM") == 15)
+        #expect(try Signals.parse("sigusr1") == 10)
+        #expect(try Signals.parse("9") == 9)
+        #expect(try Signals.parse("RTMIN+2") == 36)
+        #expect(throws: RuntimeError.self) { try Signals.parse("SIGFOO") }
+        #expect(throws: RuntimeError.self) { try Signals.parse("0") }
+        #expect(throws: RuntimeError.self) { try Signals.parse("65") }
+    }
+
+    @Test func mountOptions() {
+        let o = MountOptions(["rbind", "ro", "nosuid", "rprivate", "mode=755", "rw", "tmpcopyup"])
+        #expect(o.isBind)
+        #expect(o.flags & UInt(MS_RDONLY) == 0)
+        #expect(o.flags & UInt(MS_NOSUID) != 0)
+        #expect(o.flags & UInt(MS_REC) != 0)
+        #expect(o.propagation == [UInt(MS_PRIVATE | MS_REC)])
+        #expect(o.data == ["mode=755"])
+    }
+
+    @Test func flagParsing() throws {
+        let flags: [FlagSpec] = [.value("bundle", "b"), .bool("detach", "d"), .value("pid-file")]
+        let a = try ParsedArguments(["-b", "/x", "id1", "--detach", "--pid-file=/p"][...], flags: flags)
+        #expect(a.value("bundle") == "/x")
+        #expect(a.flag("detach"))
+        #expect(a.value("pid-file") == "/p")
+        #expect(a.positionals == ["id1"])
+        let g = try ParsedArguments(["--root", "/r", "-log-format=json", "kill", "--all", "x"][...],
+                                    flags: [.value("root"), .value("log-format"), .bool("all")], stopAtPositional: true)
+        #expect(g.value("root") == "/r" && g.value("log-format") == "json")
+        #expect(g.positionals == ["kill", "--all", "x"])
+        #expect(throws: UsageError.self) { try ParsedArguments(["--nope"][...], flags: flags) }
+        #expect(try !ParsedArguments(["--detach=false"][...], flags: flags).flag("detach"))
+    }
+
+    @Test func stateJSONShape() throws {
+        let s = ContainerState(ociVersion: "1.2.0", id: "a", pid: 7, status: "running", bundle: "/b", rootfs: "/b/r",
+                               created: "t", annotations: ["k": "v\"q"], owner: "root")
+        let text = Output.stateJSON(s)
+        let obj = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+        #expect(obj?["pid"] as? Int == 7)
+        #expect((obj?["annotations"] as? [String: String])?["k"] == "v\"q")
+        #expect(text.hasPrefix("{\n  \"ociVersion\": \"1.2.0\",\n  \"id\": \"a\","))
+    }
+
+    @Test func tableLayout() {
+        let t = Output.table([["ID", "PID"], ["averyveryverylongid", "1"]])
+        // Column width = widest cell (19) + padding 3.
+        #expect(t == "ID" + String(repeating: " ", count: 20) + "PID\naveryveryverylongid   1\n")
+    }
+
+    @Test func idValidation() {
+        #expect(throws: RuntimeError.self) { try StateStore.validate(id: "../x") }
+        #expect(throws: RuntimeError.self) { try StateStore.validate(id: "") }
+        #expect(throws: RuntimeError.self) { try StateStore.validate(id: "a/b") }
+        #expect(throws: Never.self) { try StateStore.validate(id: "ok_id-1.2+3") }
+    }
+}
