@@ -16,7 +16,7 @@ struct Console {
         try check("unlockpt") { cl_unlockpt(master) }
         var name = [CChar](repeating: 0, count: 128)
         if cl_ptsname(master, &name, name.count) != 0 { throw RuntimeError.sys("ptsname") }
-        let slavePath = String(cString: name)
+        let slavePath = String(nulTerminated: name)
         let slave = try check("open \(slavePath)") { open(slavePath, O_RDWR | O_NOCTTY | O_CLOEXEC) }
         _ = fchown(slave, owner, UInt32.max)
         if let size {

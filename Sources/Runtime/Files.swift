@@ -100,7 +100,7 @@ enum Files {
         var base = ""
         if !path.hasPrefix("/") {
             var buf = [CChar](repeating: 0, count: Int(PATH_MAX))
-            if getcwd(&buf, buf.count) != nil { base = String(cString: buf) }
+            if getcwd(&buf, buf.count) != nil { base = String(nulTerminated: buf) }
         }
         return clean(base + "/" + path)
     }
@@ -114,5 +114,13 @@ enum Files {
             parts.append(c)
         }
         return "/" + parts.joined(separator: "/")
+    }
+}
+
+extension String {
+    /// Text of a NUL-terminated C buffer (what getcwd, readlink and ptsname fill in).
+    init(nulTerminated buf: [CChar]) {
+        let bytes = buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+        self.init(decoding: bytes, as: UTF8.self)
     }
 }

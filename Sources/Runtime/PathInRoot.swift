@@ -58,7 +58,7 @@ struct PathInRoot {
         let n = readlinkat(dirFD, name, &buf, buf.count - 1)
         guard n > 0 else { return nil }
         buf[n] = 0
-        return String(cString: buf)
+        return String(nulTerminated: buf)
     }
 
     /// The magic-link path the kernel resolves back to `fd`'s object.

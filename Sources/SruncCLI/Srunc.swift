@@ -74,7 +74,7 @@ public enum Srunc {
             guard !a.positionals.isEmpty else { throw UsageError("delete requires at least 1 argument") }
             for cid in a.positionals { try lifecycle.delete(cid, force: a.flag("force")) }
             return 0
-        case "list", "ps" where rest.isEmpty:
+        case "list":
             return try list(rest, lifecycle)
         case "spec":
             let a = try ParsedArguments(rest[...], flags: [.value("bundle", "b"), .bool("rootless")])
