@@ -15,6 +15,8 @@ struct InitPlan {
     let hostProcFD: Int32
     let noPivot: Bool
     let preserveFDs: Int32
+    /// False when an intermediate process (which exits at once) cloned the init.
+    let parentIsCreator: Bool
     let newUserNS: Bool
     let newCgroupNS: Bool
 }
@@ -27,7 +29,8 @@ enum ContainerInit {
         var console: Console?
         var executable = ""
         do {
-            _ = cl_prctl(PR_SET_PDEATHSIG, UInt(SIGKILL), 0, 0, 0)
+            // Die with srunc if it dies mid-create; not when the parent is the short-lived intermediate.
+            if plan.parentIsCreator { _ = cl_prctl(PR_SET_PDEATHSIG, UInt(SIGKILL), 0, 0, 0) }
             if plan.newUserNS {
                 guard plan.sync.receive() == "go" else { _exit(1) }
                 try check("setresgid 0") { cl_setresgid(0, 0, 0) }
@@ -57,7 +60,8 @@ enum ContainerInit {
             _exit(1)
         }
         _ = cl_prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0)
-        plan.sync.send("ready")
+        // Nobody to hear "ready" means srunc died: do not linger blocked on the fifo.
+        guard plan.sync.send("ready") else { _exit(1) }
         waitForStart(plan)
         do {
             try console?.attachAsStdio()

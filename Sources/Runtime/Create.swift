@@ -92,7 +92,7 @@ public struct Creator {
             joins.sort { a, _ in a.type == "user" }  // a joined user ns gives the rights to join the rest
             let plan = InitPlan(spec: spec, bundlePath: bundle.path, rootfs: bundle.rootfs, sync: childSync,
                                 consoleFD: consoleFD, fifoFD: fifoFD, hostProcFD: procFD, noPivot: opts.noPivot,
-                                preserveFDs: opts.preserveFDs, newUserNS: newFlags & CL_NEWUSER != 0,
+                                preserveFDs: opts.preserveFDs, parentIsCreator: joins.isEmpty, newUserNS: newFlags & CL_NEWUSER != 0,
                                 newCgroupNS: newFlags & CL_NEWCGROUP != 0)
             fflush(stdout); fflush(stderr)
             if joins.isEmpty {
@@ -154,8 +154,11 @@ public struct Creator {
             if msg.hasPrefix("error:") { throw RuntimeError("unable to start container process: " + msg.dropFirst(6)) }
             return msg
         }
-        if pid == 0 {
+        var ready = false
+        // Through an intermediate the init's "ready" may overtake the intermediate's "pid:".
+        while pid == 0 {
             let msg = try next()
+            if msg == "ready" { ready = true; continue }
             guard msg.hasPrefix("pid:"), let p = pid_t(msg.dropFirst(4)) else { throw RuntimeError("bad handshake: \(msg)") }
             pid = p
         }
@@ -170,8 +173,10 @@ public struct Creator {
             }
             sync.send("go")
         }
-        let msg = try next()
-        guard msg == "ready" else { throw RuntimeError("bad handshake: \(msg)") }
+        if !ready {
+            let msg = try next()
+            guard msg == "ready" else { throw RuntimeError("bad handshake: \(msg)") }
+        }
         return pid
     }
 

@@ -11,9 +11,10 @@ struct SyncSocket {
         return (SyncSocket(fd: fds[0]), SyncSocket(fd: fds[1]))
     }
 
-    func send(_ message: String) {
+    @discardableResult
+    func send(_ message: String) -> Bool {
         let bytes = Array(message.utf8.prefix(65000))
-        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        return bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } == bytes.count
     }
 
     /// The next message, or nil at EOF (the other side exited).
