@@ -127,9 +127,23 @@ pid_t cl_spawn(const char *path, char *const argv[], const char *cwd, int outfd,
     posix_spawn_file_actions_adddup2(&fa, errfd, 2);
     posix_spawn_file_actions_addclosefrom_np(&fa, 3);
     if (cwd) posix_spawn_file_actions_addchdir_np(&fa, cwd);
+    // The caller may be a thread with signals blocked: the child starts with none blocked.
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     pid_t pid;
-    int err = posix_spawn(&pid, path, &fa, NULL, argv, environ);
+    int err = posix_spawn(&pid, path, &fa, &attr, argv, environ);
+    posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&fa);
     if (err) { errno = err; return -1; }
     return pid;
+}
+
+long cl_join_session_keyring(const char *name) {
+    return syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, name, 0, 0, 0);
 }

@@ -53,7 +53,10 @@ enum Capabilities {
         }
         if cap_set_proc(state) != 0 { throw RuntimeError.sys("apply capabilities") }
         _ = cl_prctl(PR_CAP_AMBIENT, UInt(PR_CAP_AMBIENT_CLEAR_ALL), 0, 0, 0)
-        for c in values(caps.ambient, last: last) {
+        // The kernel only raises an ambient cap that is permitted and inheritable; runc skips the
+        // others silently (its own default spec lists ambient caps without inheritable ones).
+        let raisable = Set(values(caps.permitted, last: last)).intersection(values(caps.inheritable, last: last))
+        for c in values(caps.ambient, last: last) where raisable.contains(c) {
             if cl_prctl(PR_CAP_AMBIENT, UInt(PR_CAP_AMBIENT_RAISE), UInt(c), 0, 0) != 0 {
                 throw RuntimeError.sys("raise ambient capability \(c)")
             }

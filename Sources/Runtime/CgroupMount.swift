@@ -82,8 +82,12 @@ struct CgroupMount {
         }
         let source = h.mountPoint + CgroupMount.ownPath(for: h)
         try check("bind \(source) on \(dest)") { Glibc.mount(source, target, nil, UInt(MS_BIND | MS_REC), nil) }
-        if mountFlags != 0 {
-            try check("remount \(dest)") { Glibc.mount(nil, target, nil, mountFlags | UInt(MS_BIND | MS_REMOUNT), nil) }
+        guard mountFlags != 0 else { return }
+        // The fd still names the directory under the new mount: reopen to reach the mount itself.
+        guard let mounted = root.open(dest) else { throw RuntimeError.sys("reopen \(dest)") }
+        defer { close(mounted) }
+        try check("remount \(dest)") {
+            Glibc.mount(nil, PathInRoot.procPath(mounted), nil, mountFlags | UInt(MS_BIND | MS_REMOUNT), nil)
         }
     }
 }

@@ -14,6 +14,8 @@ struct InitPlan {
     let fifoFD: Int32
     let hostProcFD: Int32
     let noPivot: Bool
+    /// The session keyring to join ("_ses.<id>"), or nil for --no-new-keyring.
+    let keyring: String?
     let preserveFDs: Int32
     /// False when an intermediate process (which exits at once) cloned the init.
     let parentIsCreator: Bool
@@ -37,6 +39,9 @@ enum ContainerInit {
                 try check("setresuid 0") { cl_setresuid(0, 0, 0) }
             }
             umask(0)
+            if let keyring = plan.keyring, cl_join_session_keyring(keyring) < 0, errno != ENOSYS {
+                throw RuntimeError.sys("join session keyring")
+            }
             try check("chdir bundle") { chdir(plan.bundlePath) }
             if let adj = process.oomScoreAdj { try Files.write("/proc/self/oom_score_adj", String(adj)) }
             let rootfs = Rootfs(spec: plan.spec, rootfs: plan.rootfs, inUserNS: plan.newUserNS, newCgroupNS: plan.newCgroupNS)

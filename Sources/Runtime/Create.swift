@@ -9,6 +9,7 @@ public struct CreateOptions: Sendable {
     public var pidFile: String?
     public var consoleSocket: String?
     public var noPivot = false
+    public var noNewKeyring = false
     public var preserveFDs: Int32 = 0
     public init(id: String, bundle: String) { self.id = id; self.bundle = bundle }
 }
@@ -92,6 +93,7 @@ public struct Creator {
             joins.sort { a, _ in a.type == "user" }  // a joined user ns gives the rights to join the rest
             let plan = InitPlan(spec: spec, bundlePath: bundle.path, rootfs: bundle.rootfs, sync: childSync,
                                 consoleFD: consoleFD, fifoFD: fifoFD, hostProcFD: procFD, noPivot: opts.noPivot,
+                                keyring: opts.noNewKeyring ? nil : "_ses." + opts.id,
                                 preserveFDs: opts.preserveFDs, parentIsCreator: joins.isEmpty, newUserNS: newFlags & CL_NEWUSER != 0,
                                 newCgroupNS: newFlags & CL_NEWCGROUP != 0)
             fflush(stdout); fflush(stderr)

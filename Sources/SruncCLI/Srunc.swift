@@ -118,6 +118,7 @@ public enum Srunc {
         o.pidFile = a.value("pid-file")
         o.consoleSocket = a.value("console-socket")
         o.noPivot = a.flag("no-pivot")
+        o.noNewKeyring = a.flag("no-new-keyring")
         if let p = a.value("preserve-fds") {
             guard let n = Int32(p), n >= 0 else { throw UsageError("invalid --preserve-fds value: \(p)") }
             o.preserveFDs = n

@@ -65,4 +65,7 @@ int cl_raw_tty(int fd, void *saved, size_t len);
 /// handing the container any descriptor of the (multi-threaded) test process.
 pid_t cl_spawn(const char *path, char *const argv[], const char *cwd, int outfd, int errfd);
 
+/// A fresh session keyring for the container, as runc gives each one (unless --no-new-keyring).
+long cl_join_session_keyring(const char *name);
+
 #endif
