@@ -45,7 +45,13 @@ int cl_openat_in_root(int dirfd, const char *path, int flags) {
     struct open_how how = {0};
     how.flags = (unsigned long long)(flags | O_CLOEXEC);
     how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-    return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+    // With ".." in the path the kernel answers EAGAIN when any mount or rename raced the
+    // lookup anywhere on the host; the lookup is simply retried.
+    int fd, tries = 0;
+    do {
+        fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+    } while (fd < 0 && (errno == EAGAIN || errno == EINTR) && ++tries < 1000);
+    return fd;
 }
 int cl_setresuid(uid_t r, uid_t e, uid_t s) { return (int)syscall(SYS_setresuid, r, e, s); }
 int cl_setresgid(gid_t r, gid_t e, gid_t s) { return (int)syscall(SYS_setresgid, r, e, s); }
