@@ -34,6 +34,15 @@ import Testing
             try await Task.sleep(for: .milliseconds(20))
         }
         #expect(status == "running")
+        if rt.name == "srunc" {
+            // srunc stays single-threaded: the `run` process (the init's parent) has one thread.
+            let pid = try #require(try b.state()?["pid"] as? Int)
+            let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+            let ppid = try #require(status.split(separator: "\n").first { $0.hasPrefix("PPid:") }?.split(separator: "\t").last)
+            let parent = try String(contentsOfFile: "/proc/\(ppid)/status", encoding: .utf8)
+            #expect(parent.contains("Name:\tsrunc"))
+            #expect(parent.contains("Threads:\t1\n"))
+        }
         #expect(try b.runtimeCommand(["kill", b.id, "KILL"]).code == 0)
         let r = try await run.value
         #expect(r.code == 137)
