@@ -18,6 +18,9 @@ public struct DeviceRule: Codable, Sendable, Equatable {
     public var major: Int64?
     public var minor: Int64?
     public var access: String?
+    public init(allow: Bool, type: String? = nil, major: Int64? = nil, minor: Int64? = nil, access: String? = nil) {
+        self.allow = allow; self.type = type; self.major = major; self.minor = minor; self.access = access
+    }
 }
 
 public struct Memory: Codable, Sendable, Equatable {
@@ -30,6 +33,11 @@ public struct Memory: Codable, Sendable, Equatable {
     public var disableOOMKiller: Bool?
     public var useHierarchy: Bool?
     public var checkBeforeUpdate: Bool?
+    public init(limit: Int64? = nil, reservation: Int64? = nil, swap: Int64? = nil, swappiness: UInt64? = nil,
+                disableOOMKiller: Bool? = nil) {
+        self.limit = limit; self.reservation = reservation; self.swap = swap
+        self.swappiness = swappiness; self.disableOOMKiller = disableOOMKiller
+    }
 }
 
 public struct CPU: Codable, Sendable, Equatable {
@@ -42,10 +50,14 @@ public struct CPU: Codable, Sendable, Equatable {
     public var cpus: String?
     public var mems: String?
     public var idle: Int64?
+    public init(shares: UInt64? = nil, quota: Int64? = nil, period: UInt64? = nil, cpus: String? = nil, mems: String? = nil) {
+        self.shares = shares; self.quota = quota; self.period = period; self.cpus = cpus; self.mems = mems
+    }
 }
 
 public struct Pids: Codable, Sendable, Equatable {
     public var limit: Int64
+    public init(limit: Int64) { self.limit = limit }
 }
 
 public struct BlockIO: Codable, Sendable, Equatable {
@@ -74,6 +86,7 @@ public struct ThrottleDevice: Codable, Sendable, Equatable {
 public struct HugepageLimit: Codable, Sendable, Equatable {
     public var pageSize: String
     public var limit: UInt64
+    public init(pageSize: String, limit: UInt64) { self.pageSize = pageSize; self.limit = limit }
 }
 
 public struct Network: Codable, Sendable, Equatable {

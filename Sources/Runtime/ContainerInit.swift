@@ -20,6 +20,10 @@ struct InitPlan {
     /// False when an intermediate process (which exits at once) cloned the init.
     let parentIsCreator: Bool
     let newUserNS: Bool
+    /// The parent places the init in its cgroup (inside a user namespace it cannot) and says "go".
+    let waitForParent: Bool
+    /// cgroup.procs files the init writes itself into, first thing.
+    let cgroupProcs: [String]
     let newCgroupNS: Bool
 }
 
@@ -33,11 +37,13 @@ enum ContainerInit {
         do {
             // Die with srunc if it dies mid-create; not when the parent is the short-lived intermediate.
             if plan.parentIsCreator { _ = cl_prctl(PR_SET_PDEATHSIG, UInt(SIGKILL), 0, 0, 0) }
+            for procs in plan.cgroupProcs { try Files.write(procs, "0") }
+            if plan.waitForParent { guard plan.sync.receive() == "go" else { _exit(1) } }
             if plan.newUserNS {
-                guard plan.sync.receive() == "go" else { _exit(1) }
                 try check("setresgid 0") { cl_setresgid(0, 0, 0) }
                 try check("setresuid 0") { cl_setresuid(0, 0, 0) }
             }
+            if plan.newCgroupNS { try check("unshare cgroup namespace") { cl_unshare(CL_NEWCGROUP) } }
             umask(0)
             if let keyring = plan.keyring, cl_join_session_keyring(keyring) < 0, errno != ENOSYS {
                 throw RuntimeError.sys("join session keyring")

@@ -10,6 +10,8 @@ public struct CreateOptions: Sendable {
     public var consoleSocket: String?
     public var noPivot = false
     public var noNewKeyring = false
+    /// `--systemd-cgroup`: cgroupsPath is "slice:prefix:name", mapped onto cgroupfs.
+    public var systemdCgroup = false
     public var preserveFDs: Int32 = 0
     public init(id: String, bundle: String) { self.id = id; self.bundle = bundle }
 }
@@ -54,10 +56,15 @@ public struct Creator {
         }
         try store.claim(opts.id)
         var fds: [Int32] = []
+        var cgroup: Cgroup?
         var initPid: pid_t = 0
         var directChild = true
         do {
             defer { fds.forEach { close($0) } }
+            let layout = try CgroupLayout.resolve(cgroupsPath: spec.linux?.cgroupsPath, id: opts.id, systemd: opts.systemdCgroup)
+            cgroup = Cgroup(layout: layout)
+            try cgroup!.create()
+            try cgroup!.apply(spec.linux?.resources)
             let fifo = store.fifoPath(opts.id)
             try check("mkfifo \(fifo)") { cl_mkfifo(fifo, 0o622) }
             let rootUID = spec.linux?.uidMappings?.first { $0.containerID == 0 }?.hostID ?? 0
@@ -91,11 +98,18 @@ public struct Creator {
                 }
             }
             joins.sort { a, _ in a.type == "user" }  // a joined user ns gives the rights to join the rest
+            // The cgroup namespace is unshared by the init once it is in its cgroup, so that
+            // cgroup becomes the namespace's root.
+            let newCgroupNS = newFlags & CL_NEWCGROUP != 0
+            newFlags &= ~CL_NEWCGROUP
+            // Inside any user namespace the init may not write host cgroup files: we place it.
+            let anyUserNS = newFlags & CL_NEWUSER != 0 || joins.contains { $0.type == "user" }
             let plan = InitPlan(spec: spec, bundlePath: bundle.path, rootfs: bundle.rootfs, sync: childSync,
                                 consoleFD: consoleFD, fifoFD: fifoFD, hostProcFD: procFD, noPivot: opts.noPivot,
                                 keyring: opts.noNewKeyring ? nil : "_ses." + opts.id,
                                 preserveFDs: opts.preserveFDs, parentIsCreator: joins.isEmpty, newUserNS: newFlags & CL_NEWUSER != 0,
-                                newCgroupNS: newFlags & CL_NEWCGROUP != 0)
+                                waitForParent: anyUserNS, cgroupProcs: anyUserNS ? [] : cgroup!.procsFiles,
+                                newCgroupNS: newCgroupNS)
             fflush(stdout); fflush(stderr)
             if joins.isEmpty {
                 initPid = cl_clone(UInt(UInt32(bitPattern: newFlags)))
@@ -113,13 +127,15 @@ public struct Creator {
                 waitpid(mid, &st, 0)
             }
             childSync.close()
-            initPid = try Creator.handshake(parentSync, knownPid: directChild ? initPid : 0, spec: spec)
+            initPid = try Creator.handshake(parentSync, knownPid: directChild ? initPid : 0, spec: spec,
+                                            release: anyUserNS ? { try cgroup!.join($0) } : nil)
             let ptyMaster = consoleListener >= 0 ? cl_recv_fd(consoleListener) : -1
             if consoleListener >= 0 { close(consoleListener) }
             if consoleListener >= 0 && ptyMaster < 0 { throw RuntimeError.sys("receive pty master") }
             guard let stat = ProcStat(pid: initPid) else { throw RuntimeError("container init exited during create") }
             let record = ContainerRecord(id: opts.id, initPid: initPid, initStartTime: stat.startTime,
-                                         bundle: bundle.path, rootfs: bundle.rootfs, created: Timestamp.now(), config: spec)
+                                         bundle: bundle.path, rootfs: bundle.rootfs, created: Timestamp.now(),
+                                         cgroup: layout, config: spec)
             try store.save(record)
             if let pidFile = opts.pidFile {
                 try Files.writeAtomically(Files.absolute(pidFile), Array(String(initPid).utf8))
@@ -131,6 +147,7 @@ public struct Creator {
                 var st: Int32 = 0
                 waitpid(initPid, &st, 0)
             }
+            cgroup?.destroy()
             store.remove(opts.id)
             throw error
         }
@@ -149,7 +166,9 @@ public struct Creator {
     }
 
     /// Parent half of the handshake: learn the pid, write id maps, release the init, await ready.
-    private static func handshake(_ sync: SyncSocket, knownPid: pid_t, spec: Spec) throws -> pid_t {
+    /// `release`: work that needs the pid before the init may go on (joining its cgroup).
+    private static func handshake(_ sync: SyncSocket, knownPid: pid_t, spec: Spec,
+                                  release: ((pid_t) throws -> Void)?) throws -> pid_t {
         var pid = knownPid
         func next() throws -> String {
             guard let msg = sync.receive() else { throw RuntimeError("container init exited before it was ready") }
@@ -165,6 +184,9 @@ public struct Creator {
             pid = p
         }
         let newUserNS = spec.linux?.namespaces?.contains { $0.type == "user" && $0.path == nil } ?? false
+        if let release {
+            do { try release(pid) } catch { kill(pid, SIGKILL); throw error }
+        }
         if newUserNS {
             do {
                 try Files.write("/proc/\(pid)/uid_map", idMap(spec.linux?.uidMappings ?? []))
@@ -173,8 +195,8 @@ public struct Creator {
                 kill(pid, SIGKILL)
                 throw RuntimeError("write id mappings: \(error)")
             }
-            sync.send("go")
         }
+        if release != nil { sync.send("go") }
         if !ready {
             let msg = try next()
             guard msg == "ready" else { throw RuntimeError("bad handshake: \(msg)") }

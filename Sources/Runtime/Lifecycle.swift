@@ -61,8 +61,12 @@ public struct Lifecycle {
         if cl_pidfd_send_signal(pidfd, sig) != 0 && errno != ESRCH { throw RuntimeError.sys("kill") }
     }
 
-    /// Pids of the container's processes: everything in the init's pid namespace.
+    /// Pids of the container's processes: its cgroup's, else everything in the init's pid namespace.
     static func processes(of record: ContainerRecord) -> [pid_t] {
+        if let layout = record.cgroup {
+            let pids = Cgroup(layout: layout).pids()
+            if !pids.isEmpty { return pids }
+        }
         guard let initNS = nsInode(record.initPid, "pid"), nsInode(getpid(), "pid") != initNS else {
             return [record.initPid]
         }
@@ -87,6 +91,7 @@ public struct Lifecycle {
             guard force else { throw RuntimeError("cannot delete container \(id) that is not stopped: \(status.rawValue)") }
         }
         if status != .stopped { try killAndWait(record) }
+        if let layout = record.cgroup { Cgroup(layout: layout).destroy() }
         store.remove(id)
     }
 
@@ -98,11 +103,23 @@ public struct Lifecycle {
         guard ProcStat(pid: record.initPid)?.startTime == record.initStartTime else { return }
         for pid in Lifecycle.processes(of: record) where pid != record.initPid { Glibc.kill(pid, SIGKILL) }
         _ = cl_pidfd_send_signal(pidfd, SIGKILL)
+        // Frozen tasks only die once thawed.
+        if let layout = record.cgroup, Cgroup(layout: layout).isFrozen { try? Cgroup(layout: layout).setFrozen(false) }
         var p = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
         while poll(&p, 1, 10_000) < 0 && errno == EINTR {}
         // Our own child (run): reap it so no zombie stays behind.
         var st: Int32 = 0
         waitpid(record.initPid, &st, WNOHANG)
+    }
+
+    /// Freezes (pause) or thaws (resume) every process of the container through its cgroup.
+    public func setPaused(_ id: String, _ paused: Bool) throws {
+        let record = try store.load(id)
+        let status = store.status(of: record)
+        if paused && status != .running { throw RuntimeError("container not running") }
+        if !paused && status != .paused { throw RuntimeError("container not paused") }
+        guard let layout = record.cgroup else { throw RuntimeError("container has no cgroup") }
+        try Cgroup(layout: layout).setFrozen(paused)
     }
 
     /// runc's state document for a container.

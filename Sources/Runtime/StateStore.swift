@@ -11,6 +11,7 @@ public struct ContainerRecord: Codable, Sendable {
     public var bundle: String
     public var rootfs: String
     public var created: String
+    public var cgroup: CgroupLayout?
     public var config: Spec
 }
 
@@ -71,6 +72,7 @@ public struct StateStore: Sendable {
         guard let stat = ProcStat(pid: record.initPid), stat.startTime == record.initStartTime,
               stat.state != "Z", stat.state != "X" else { return .stopped }
         if Files.exists(fifoPath(record.id)) { return .created }
+        if let layout = record.cgroup, Cgroup(layout: layout).isFrozen { return .paused }
         return .running
     }
 

@@ -36,7 +36,7 @@ public enum Srunc {
                 return global.flag("help") ? 0 : 1
             }
             let store = StateStore(root: global.value("root") ?? "/run/srunc")
-            return try dispatch(verb, Array(global.positionals.dropFirst()), store: store)
+            return try dispatch(verb, Array(global.positionals.dropFirst()), store: store, systemd: global.flag("systemd-cgroup"))
         } catch let e as UsageError {
             log.error("srunc: \(e.description)")
             return 1
@@ -46,16 +46,16 @@ public enum Srunc {
         }
     }
 
-    static func dispatch(_ verb: String, _ rest: [String], store: StateStore) throws -> Int32 {
+    static func dispatch(_ verb: String, _ rest: [String], store: StateStore, systemd: Bool) throws -> Int32 {
         let lifecycle = Lifecycle(store: store)
         switch verb {
         case "create":
             let a = try ParsedArguments(rest[...], flags: createFlags)
-            _ = try Creator(store: store).create(try createOptions(a))
+            _ = try Creator(store: store).create(try createOptions(a, systemd: systemd))
             return 0
         case "run":
             let a = try ParsedArguments(rest[...], flags: createFlags + [.bool("detach", "d"), .bool("keep")])
-            return try Runner(store: store).run(try createOptions(a), detach: a.flag("detach"), keep: a.flag("keep"))
+            return try Runner(store: store).run(try createOptions(a, systemd: systemd), detach: a.flag("detach"), keep: a.flag("keep"))
         case "start":
             try lifecycle.start(try id(from: try ParsedArguments(rest[...], flags: []), verb))
             return 0
@@ -73,6 +73,9 @@ public enum Srunc {
             let a = try ParsedArguments(rest[...], flags: [.bool("force", "f")])
             guard !a.positionals.isEmpty else { throw UsageError("delete requires at least 1 argument") }
             for cid in a.positionals { try lifecycle.delete(cid, force: a.flag("force")) }
+            return 0
+        case "pause", "resume":
+            try lifecycle.setPaused(try id(from: try ParsedArguments(rest[...], flags: []), verb), verb == "pause")
             return 0
         case "list":
             return try list(rest, lifecycle)
@@ -113,8 +116,9 @@ public enum Srunc {
         return id
     }
 
-    static func createOptions(_ a: ParsedArguments) throws -> CreateOptions {
+    static func createOptions(_ a: ParsedArguments, systemd: Bool) throws -> CreateOptions {
         var o = CreateOptions(id: try id(from: a, "create"), bundle: a.value("bundle") ?? ".")
+        o.systemdCgroup = systemd
         o.pidFile = a.value("pid-file")
         o.consoleSocket = a.value("console-socket")
         o.noPivot = a.flag("no-pivot")
@@ -138,6 +142,8 @@ public enum Srunc {
       state    print the state of a container
       kill     send a signal to the container's init (--all: to every process)
       delete   delete a container (--force: even if running)
+      pause    freeze every process of a container
+      resume   thaw a paused container
       list     list containers (--format table|json, --quiet)
       spec     write a default config.json into the bundle
 

@@ -15,6 +15,12 @@ struct CgroupMount {
 
     static let cgroup2Magic: Int = 0x63677270
 
+    /// A pure cgroup v2 host: /sys/fs/cgroup itself is cgroup2 (not hybrid, not legacy v1).
+    static func hostIsUnified() -> Bool {
+        var fs = statfs()
+        return statfs("/sys/fs/cgroup", &fs) == 0 && Int(fs.f_type) == cgroup2Magic
+    }
+
     static func hierarchies() -> [Hierarchy] {
         guard let text = Files.readString("/proc/self/mountinfo") else { return [] }
         var out: [Hierarchy] = []
@@ -45,9 +51,7 @@ struct CgroupMount {
     }
 
     func mount(in root: PathInRoot) throws {
-        var fs = statfs()
-        let unified = statfs("/sys/fs/cgroup", &fs) == 0 && Int(fs.f_type) == CgroupMount.cgroup2Magic
-        if unified {
+        if CgroupMount.hostIsUnified() {
             let h = Hierarchy(mountPoint: "/sys/fs/cgroup", fsType: "cgroup2", options: "")
             try mountHierarchy(h, at: destination, in: root)
             return

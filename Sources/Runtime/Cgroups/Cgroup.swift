@@ -1,0 +1,128 @@
+@preconcurrency import Glibc
+import OCI
+
+/// The container's cgroup on disk: created before the init is cloned, joined by the init before
+/// its first instruction of user code, limited by `linux.resources`, frozen by pause, removed by
+/// delete. v1 and v2 differ only in the layout and the file names (see ResourceWrites).
+public struct Cgroup: Sendable {
+    public let layout: CgroupLayout
+    public init(layout: CgroupLayout) { self.layout = layout }
+
+    /// mkdir -p of every directory, with v1 cpuset seeded and v2 controllers delegated.
+    func create() throws {
+        for d in layout.dirs {
+            try makeDirectories(d.path, seedCpuset: layout.version == .v1 && d.controllers.split(separator: ",").contains("cpuset"))
+        }
+    }
+
+    private func makeDirectories(_ path: String, seedCpuset: Bool) throws {
+        var prefix = ""
+        for part in path.split(separator: "/") {
+            let parent = prefix
+            prefix += "/" + part
+            if mkdir(prefix, 0o755) == 0 {
+                if seedCpuset {
+                    // A fresh cpuset has no cpus or mems and refuses tasks: inherit the parent's.
+                    for f in ["cpuset.cpus", "cpuset.mems"] {
+                        let v = (Files.readString(parent + "/" + f) ?? "").split(separator: "\n").first.map(String.init) ?? ""
+                        if !v.isEmpty { try Files.write(prefix + "/" + f, v) }
+                    }
+                }
+            } else if errno != EEXIST {
+                throw RuntimeError.sys("create cgroup \(prefix)")
+            }
+        }
+    }
+
+    /// Applies resources; a write the kernel refuses is retried once after the others, since
+    /// some pairs (memory limit and memsw) must change in an order that depends on old values.
+    public func apply(_ resources: Resources?) throws {
+        guard let resources else { return }
+        let writes = layout.version == .v1 ? ResourceWrites.v1(resources) : try ResourceWrites.v2(resources)
+        if layout.version == .v2 { try delegate(Set(writes.compactMap { $0.file.split(separator: ".").first.map(String.init) })) }
+        var failed: [(CgroupWrite, RuntimeError)] = []
+        for w in writes {
+            do { try write(w) } catch let e as RuntimeError { failed.append((w, e)) }
+        }
+        for (w, e) in failed {
+            do { try write(w) } catch { throw RuntimeError("cgroup \(w.file)=\(w.value): \(e.message)") }
+        }
+    }
+
+    private func write(_ w: CgroupWrite) throws {
+        guard let dir = layout.dir(for: w.controller) else {
+            throw RuntimeError("cgroup controller \(w.controller) is not mounted (needed for \(w.file))")
+        }
+        let path = dir + "/" + w.file
+        guard Files.exists(path) else { throw RuntimeError("\(w.file) is not supported by this kernel") }
+        try Files.write(path, w.value)
+    }
+
+    /// v2: enables the controllers in every ancestor's cgroup.subtree_control.
+    private func delegate(_ controllers: Set<String>) throws {
+        let wanted = controllers.subtracting(["cgroup"])
+        guard !wanted.isEmpty, let dir = layout.dirs.first?.path, dir.hasPrefix("/sys/fs/cgroup/") else { return }
+        var ancestor = "/sys/fs/cgroup"
+        let parts = dir.dropFirst(ancestor.count).split(separator: "/")
+        for part in parts {
+            let available = Set((Files.readString(ancestor + "/cgroup.controllers") ?? "").split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init))
+            let missing = wanted.subtracting(available)
+            if !missing.isEmpty { throw RuntimeError("cgroup v2 controllers not available in \(ancestor): \(missing.sorted().joined(separator: " "))") }
+            try Files.write(ancestor + "/cgroup.subtree_control", wanted.sorted().map { "+" + $0 }.joined(separator: " "))
+            ancestor += "/" + part
+        }
+    }
+
+    /// The cgroup.procs files a process writes "0" to (or its pid) to enter the cgroup.
+    var procsFiles: [String] { layout.dirs.map { $0.path + "/cgroup.procs" } }
+
+    func join(_ pid: pid_t) throws {
+        for f in procsFiles { try Files.write(f, String(pid)) }
+    }
+
+    /// Pids of every process in the container's cgroup.
+    public func pids() -> [pid_t] {
+        let dir = layout.dir(for: "pids") ?? layout.dir(for: "freezer") ?? layout.dirs.first?.path ?? ""
+        return (Files.readString(dir + "/cgroup.procs") ?? "").split(separator: "\n").compactMap { pid_t($0) }
+    }
+
+    public var isFrozen: Bool {
+        switch layout.version {
+        case .v1: return Files.readString((layout.dir(for: "freezer") ?? "") + "/freezer.state")?.hasPrefix("FROZEN") == true
+        case .v2: return Files.readString((layout.dirs.first?.path ?? "") + "/cgroup.freeze")?.hasPrefix("1") == true
+        }
+    }
+
+    /// Freezes or thaws every process and waits until the kernel reports the new state.
+    public func setFrozen(_ frozen: Bool) throws {
+        let (file, value, doneFile, done): (String, String, String, String)
+        switch layout.version {
+        case .v1:
+            guard let dir = layout.dir(for: "freezer") else { throw RuntimeError("freezer cgroup is not mounted") }
+            (file, value, doneFile, done) = (dir + "/freezer.state", frozen ? "FROZEN" : "THAWED", dir + "/freezer.state", frozen ? "FROZEN" : "THAWED")
+        case .v2:
+            let dir = layout.dirs.first!.path
+            (file, value, doneFile, done) = (dir + "/cgroup.freeze", frozen ? "1" : "0", dir + "/cgroup.events", frozen ? "frozen 1" : "frozen 0")
+        }
+        for _ in 0..<2000 {
+            try Files.write(file, value)
+            if (Files.readString(doneFile) ?? "").contains(done) { return }
+            usleep(1000)
+        }
+        throw RuntimeError("timed out waiting for cgroup to become \(value)")
+    }
+
+    /// Removes the directories (deepest first: only the container's own leaf is removed).
+    public func destroy() {
+        for d in layout.dirs {
+            for _ in 0..<100 {
+                if rmdir(d.path) == 0 || errno == ENOENT { break }
+                if errno != EBUSY { break }
+                for pid in (Files.readString(d.path + "/cgroup.procs") ?? "").split(separator: "\n").compactMap({ pid_t($0) }) {
+                    kill(pid, SIGKILL)
+                }
+                usleep(1000)
+            }
+        }
+    }
+}
