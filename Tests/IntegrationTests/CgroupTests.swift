@@ -1,0 +1,104 @@
+import Foundation
+import OCI
+import Testing
+
+/// Resource control asserted by its effect on real processes, through srunc and runc.
+@Suite("cgroups") struct CgroupTests {
+    /// The container process's cgroup directory in one v1 hierarchy, as the host sees it.
+    func hostCgroupDir(pid: Int, controller: String) throws -> String {
+        let lines = try String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8).split(separator: "\n")
+        let line = try #require(lines.first { $0.split(separator: ":")[1].split(separator: ",").contains(Substring(controller)) })
+        return "/sys/fs/cgroup/\(controller)" + line.split(separator: ":", maxSplits: 2)[2]
+    }
+
+    func waitForStatus(_ b: TestBundle, _ want: String) async throws -> String {
+        var status = ""
+        for _ in 0..<300 where status != want {
+            status = (try b.state()?["status"] as? String) ?? ""
+            if status != want { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        return status
+    }
+
+    @Test("a process over its memory limit is OOM-killed", arguments: RuntimeUnderTest.all)
+    func memoryLimit(_ rt: RuntimeUnderTest) throws {
+        let b = try TestBundle(rt) {
+            // awk doubles a string until the 32 MiB limit stops it.
+            shell("awk 'BEGIN { s = \"x\"; while (1) s = s s }'; echo awk=$?")(&$0)
+            $0.linux!.resources = Resources()
+            $0.linux!.resources!.memory = Memory(limit: 32 << 20, swap: 32 << 20)
+        }
+        defer { b.cleanup() }
+        let r = try b.run()
+        #expect(r.code == 0, "\(r.stderr)")
+        #expect(r.stdout == "awk=137\n")
+    }
+
+    @Test("a fork bomb stops at the pids limit", arguments: RuntimeUnderTest.all)
+    func pidsLimit(_ rt: RuntimeUnderTest) throws {
+        let b = try TestBundle(rt) {
+            // The bomb runs in a subshell (ash gives up a script whose fork fails); the count uses
+            // only builtins, since no fork is left once the limit is reached.
+            shell("(for i in $(seq 40); do sleep 30 & done) 2>/dev/null; set -- /proc/[0-9]*; echo $#")(&$0)
+            $0.linux!.resources = Resources()
+            $0.linux!.resources!.pids = Pids(limit: 10)
+        }
+        defer { b.cleanup() }
+        let r = try b.run()
+        #expect(r.code == 0, "\(r.stderr)")
+        // sh and the sleeps that got a pid: never more than the limit, and the limit was reached.
+        let count = Int(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 99
+        #expect(count <= 10 && count >= 5, "\(r.stdout)")
+    }
+
+    @Test("cpu quota, shares and the cgroup path are the container's own", arguments: RuntimeUnderTest.all)
+    func cpuQuotaAndPath(_ rt: RuntimeUnderTest) throws {
+        let cgroupPath = "/srunc-test/\(rt.name)-\(UUID().uuidString.prefix(8))"
+        let b = try TestBundle(rt) {
+            shell("sleep 100")(&$0)
+            $0.linux!.cgroupsPath = cgroupPath
+            $0.linux!.resources = Resources()
+            $0.linux!.resources!.cpu = CPU(shares: 256, quota: 25000, period: 100000)
+        }
+        defer {
+            b.cleanup()
+            for c in ["cpu", "memory", "pids", "freezer", "blkio", "devices", "cpuset", "cpuacct", "name=systemd"] {
+                rmdir("/sys/fs/cgroup/\(c == "name=systemd" ? "systemd" : c)/srunc-test")
+            }
+        }
+        #expect(try b.runtimeCommand(["run", "--detach", b.id]).code == 0)
+        let pid = try #require(try b.state()?["pid"] as? Int)
+        let dir = try hostCgroupDir(pid: pid, controller: "cpu")
+        #expect(dir == "/sys/fs/cgroup/cpu" + cgroupPath)
+        #expect(try String(contentsOfFile: dir + "/cpu.cfs_quota_us", encoding: .utf8) == "25000\n")
+        #expect(try String(contentsOfFile: dir + "/cpu.shares", encoding: .utf8) == "256\n")
+        #expect(try String(contentsOfFile: dir + "/cgroup.procs", encoding: .utf8).contains("\(pid)\n"))
+        #expect(try b.runtimeCommand(["delete", "--force", b.id]).code == 0)
+        #expect(!FileManager.default.fileExists(atPath: dir), "delete left the cgroup behind")
+    }
+
+    @Test("pause freezes every process, resume thaws them", arguments: RuntimeUnderTest.all)
+    func pauseResume(_ rt: RuntimeUnderTest) async throws {
+        let b = try TestBundle(rt, shell("sleep 100 & while true; do sleep 0.05; done"))
+        defer { b.cleanup() }
+        #expect(try b.runtimeCommand(["run", "--detach", b.id]).code == 0)
+        let pid = try #require(try b.state()?["pid"] as? Int)
+        #expect(try b.runtimeCommand(["resume", b.id]).code != 0, "resume of a running container must fail")
+        #expect(try b.runtimeCommand(["pause", b.id]).code == 0)
+        #expect(try b.state()?["status"] as? String == "paused")
+        let freezer = try hostCgroupDir(pid: pid, controller: "freezer")
+        #expect(try String(contentsOfFile: freezer + "/freezer.state", encoding: .utf8) == "FROZEN\n")
+        let procs = try String(contentsOfFile: freezer + "/cgroup.procs", encoding: .utf8).split(separator: "\n")
+        #expect(procs.count >= 2)
+        for p in procs {
+            // A frozen task sleeps uninterruptibly in the freezer: state D.
+            let stat = try String(contentsOfFile: "/proc/\(p)/stat", encoding: .utf8)
+            #expect(stat.split(separator: ")").last?.split(separator: " ").first == "D", "\(stat)")
+        }
+        #expect(try b.runtimeCommand(["resume", b.id]).code == 0)
+        #expect(try b.state()?["status"] as? String == "running")
+        #expect(try String(contentsOfFile: freezer + "/freezer.state", encoding: .utf8) == "THAWED\n")
+        #expect(try b.runtimeCommand(["delete", "--force", b.id]).code == 0)
+        #expect(try await waitForStatus(b, "") == "")
+    }
+}
