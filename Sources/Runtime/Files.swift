@@ -1,7 +1,7 @@
 @preconcurrency import Glibc
 
 /// Small file helpers on raw syscalls: srunc avoids Foundation on its start path.
-enum Files {
+public enum Files {
     /// The whole file as bytes, or nil when it cannot be opened.
     static func read(_ path: String, at dirfd: Int32 = AT_FDCWD) -> [UInt8]? {
         let fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC)
@@ -10,7 +10,7 @@ enum Files {
         return readAll(fd)
     }
 
-    static func readAll(_ fd: Int32) -> [UInt8] {
+    public static func readAll(_ fd: Int32) -> [UInt8] {
         var out: [UInt8] = []
         var buf = [UInt8](repeating: 0, count: 65536)
         while true {

@@ -2,8 +2,8 @@ import FoundationEssentials
 
 /// JSON coding through FoundationEssentials (no ICU, no threads), with decode errors that name
 /// the offending field the way a user reads config.json ("process.args[2]").
-enum JSON {
-    static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8], what: String) throws -> T {
+public enum JSON {
+    public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8], what: String) throws -> T {
         do {
             return try JSONDecoder().decode(type, from: Data(bytes))
         } catch let error as DecodingError {

@@ -77,6 +77,19 @@ public enum Srunc {
         case "pause", "resume":
             try lifecycle.setPaused(try id(from: try ParsedArguments(rest[...], flags: []), verb), verb == "pause")
             return 0
+        case "ps":
+            let a = try ParsedArguments(rest[...], flags: [.value("format", "f")], stopAtPositional: true)
+            let cid = try id(from: a, verb)
+            if a.value("format") == "json" {
+                Output.print("[" + (try lifecycle.pids(cid)).map(String.init).joined(separator: ",") + "]\n")
+            } else {
+                Output.print(try lifecycle.psTable(cid, args: Array(a.positionals.dropFirst())))
+            }
+            return 0
+        case "update":
+            let a = try ParsedArguments(rest[...], flags: UpdateFlags.flags)
+            try lifecycle.update(try id(from: a, verb), try UpdateFlags.resources(a))
+            return 0
         case "list":
             return try list(rest, lifecycle)
         case "spec":
@@ -144,6 +157,8 @@ public enum Srunc {
       delete   delete a container (--force: even if running)
       pause    freeze every process of a container
       resume   thaw a paused container
+      ps       list the container's processes (--format json: their pids)
+      update   change resource limits (-r resources.json, or --memory, --cpu-quota, --pids-limit…)
       list     list containers (--format table|json, --quiet)
       spec     write a default config.json into the bundle
 

@@ -62,8 +62,8 @@ import Testing
         }
         defer {
             b.cleanup()
-            for c in ["cpu", "memory", "pids", "freezer", "blkio", "devices", "cpuset", "cpuacct", "name=systemd"] {
-                rmdir("/sys/fs/cgroup/\(c == "name=systemd" ? "systemd" : c)/srunc-test")
+            for c in ["cpu", "memory", "pids", "freezer", "blkio", "devices", "cpuset", "cpuacct", "systemd", "unified"] {
+                rmdir("/sys/fs/cgroup/\(c)/srunc-test")
             }
         }
         #expect(try b.runtimeCommand(["run", "--detach", b.id]).code == 0)
@@ -100,5 +100,27 @@ import Testing
         #expect(try String(contentsOfFile: freezer + "/freezer.state", encoding: .utf8) == "THAWED\n")
         #expect(try b.runtimeCommand(["delete", "--force", b.id]).code == 0)
         #expect(try await waitForStatus(b, "") == "")
+    }
+
+    @Test("ps lists the container's processes; update changes live limits", arguments: RuntimeUnderTest.all)
+    func psAndUpdate(_ rt: RuntimeUnderTest) throws {
+        let b = try TestBundle(rt, shell("sleep 100 & while true; do sleep 0.05; done"))
+        defer { b.cleanup() }
+        #expect(try b.runtimeCommand(["run", "--detach", b.id]).code == 0)
+        let pid = try #require(try b.state()?["pid"] as? Int)
+        let json = try b.runtimeCommand(["ps", "--format", "json", b.id])
+        let pids = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [Int] ?? []
+        #expect(pids.contains(pid) && pids.count >= 2, "\(json.stdout)")
+        let table = try b.runtimeCommand(["ps", b.id])
+        #expect(table.stdout.hasPrefix("UID"))
+        #expect(table.stdout.contains("sleep 100"))
+        #expect(table.code == 0)
+        #expect(try b.runtimeCommand(["update", "--pids-limit", "55", "--cpu-quota", "30000", "--memory", "48m", b.id]).code == 0)
+        #expect(try String(contentsOfFile: hostCgroupDir(pid: pid, controller: "pids") + "/pids.max", encoding: .utf8) == "55\n")
+        #expect(try String(contentsOfFile: hostCgroupDir(pid: pid, controller: "cpu") + "/cpu.cfs_quota_us", encoding: .utf8) == "30000\n")
+        #expect(try String(contentsOfFile: hostCgroupDir(pid: pid, controller: "memory") + "/memory.limit_in_bytes", encoding: .utf8) == "\(48 << 20)\n")
+        try #"{"pids": {"limit": 66}}"#.write(toFile: b.dir + "/r.json", atomically: true, encoding: .utf8)
+        #expect(try b.runtimeCommand(["update", "-r", b.dir + "/r.json", b.id]).code == 0)
+        #expect(try String(contentsOfFile: hostCgroupDir(pid: pid, controller: "pids") + "/pids.max", encoding: .utf8) == "66\n")
     }
 }

@@ -31,7 +31,8 @@ public struct CgroupLayout: Codable, Sendable, Equatable {
             let h = CgroupMount.Hierarchy(mountPoint: "/sys/fs/cgroup", fsType: "cgroup2", options: "")
             return CgroupLayout(version: .v2, dirs: [Dir(controllers: "", path: join(h, inner))])
         }
-        let v1 = CgroupMount.hierarchies().filter { $0.fsType == "cgroup" }
+        // Every v1 hierarchy, plus the controller-less cgroup2 tree of a hybrid host (as runc does).
+        let v1 = CgroupMount.hierarchies().filter { $0.fsType == "cgroup" || $0.mountPoint != "/sys/fs/cgroup" }
         guard !v1.isEmpty else { throw RuntimeError("no cgroup hierarchy mounted under /sys/fs/cgroup") }
         return CgroupLayout(version: .v1, dirs: v1.map { Dir(controllers: $0.options, path: join($0, inner)) })
     }
