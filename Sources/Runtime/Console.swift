@@ -9,8 +9,8 @@ struct Console {
     let slaveFD: Int32
 
     /// Opens a pty inside the (already pivoted) container, binds the slave on /dev/console and
-    /// hands the master to `socketFD`.
-    static func allocate(socketFD: Int32, size: ConsoleSize?, owner: UInt32) throws -> Console {
+    /// hands the master to `socketFD`. Only the init's pty becomes /dev/console.
+    static func allocate(socketFD: Int32, size: ConsoleSize?, owner: UInt32, bindConsole: Bool) throws -> Console {
         let master = try check("open /dev/ptmx") { open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC) }
         defer { close(master) }
         try check("unlockpt") { cl_unlockpt(master) }
@@ -23,7 +23,7 @@ struct Console {
             var ws = winsize(ws_row: UInt16(size.height), ws_col: UInt16(size.width), ws_xpixel: 0, ws_ypixel: 0)
             _ = cl_ioctl_ptr(master, UInt(TIOCSWINSZ), &ws)
         }
-        if Files.exists("/dev/console") {
+        if bindConsole && Files.exists("/dev/console") {
             try check("bind \(slavePath) on /dev/console") { mount(slavePath, "/dev/console", nil, UInt(MS_BIND), nil) }
         }
         if cl_send_fd(socketFD, master, "/dev/ptmx") != 0 { throw RuntimeError.sys("send pty master to console socket") }

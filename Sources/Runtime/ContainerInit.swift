@@ -60,7 +60,7 @@ enum ContainerInit {
             }
             try rootfs.pivot(noPivot: plan.noPivot)
             if plan.consoleFD >= 0 {
-                console = try Console.allocate(socketFD: plan.consoleFD, size: process.consoleSize, owner: process.user.uid)
+                console = try Console.allocate(socketFD: plan.consoleFD, size: process.consoleSize, owner: process.user.uid, bindConsole: true)
                 close(plan.consoleFD)
             }
             try rootfs.finish(cwd: process.cwd)
@@ -75,16 +75,22 @@ enum ContainerInit {
         guard plan.sync.send("ready") else { _exit(1) }
         waitForStart(plan)
         do {
-            try console?.attachAsStdio()
-            try dropPrivileges(process, inUserNS: plan.newUserNS)
-            try check("chdir \(process.cwd)") { chdir(process.cwd) }
-            umask(mode_t(process.user.umask ?? 0o022))
-            for fd in 3..<(3 + plan.preserveFDs) { _ = cl_clear_cloexec(fd) }
-            _ = cl_close_range_cloexec(UInt32(3 + plan.preserveFDs))
+            try becomeProcess(process, console: console, inUserNS: plan.newUserNS, preserveFDs: plan.preserveFDs)
         } catch {
             fail("\(error)")
         }
         exec(executable, process.args!, process.env ?? [])
+    }
+
+    /// The last steps before exec, shared with `exec`: terminal, identity, cwd, umask, and
+    /// close-on-exec for every fd past stdio and the preserved ones.
+    static func becomeProcess(_ process: OCI.Process, console: Console?, inUserNS: Bool, preserveFDs: Int32) throws {
+        try console?.attachAsStdio()
+        try dropPrivileges(process, inUserNS: inUserNS)
+        try check("chdir \(process.cwd)") { chdir(process.cwd) }
+        umask(mode_t(process.user.umask ?? 0o022))
+        for fd in 3..<(3 + preserveFDs) { _ = cl_clear_cloexec(fd) }
+        _ = cl_close_range_cloexec(UInt32(3 + preserveFDs))
     }
 
     /// Blocks opening exec.fifo for writing until `start` opens it for reading.
@@ -100,7 +106,7 @@ enum ContainerInit {
 
     /// Groups, gids, uid and capabilities in the order the kernel permits: bounding set while
     /// still root, identity with KEEPCAPS, then the final sets and no_new_privs.
-    private static func dropPrivileges(_ p: OCI.Process, inUserNS: Bool) throws {
+    static func dropPrivileges(_ p: OCI.Process, inUserNS: Bool) throws {
         if let caps = p.capabilities { try Capabilities.dropBounding(caps) }
         var groups = (p.user.additionalGids ?? []).map { gid_t($0) }
         if cl_setgroups(groups.count, &groups) != 0 && !(inUserNS && errno == EPERM) {
@@ -116,7 +122,7 @@ enum ContainerInit {
         }
     }
 
-    private static func exec(_ path: String, _ args: [String], _ env: [String]) -> Never {
+    static func exec(_ path: String, _ args: [String], _ env: [String]) -> Never {
         var cArgs = args.map { strdup($0) } + [nil]
         var cEnv = env.map { strdup($0) } + [nil]
         _ = cl_sigmask_restore()
@@ -125,7 +131,7 @@ enum ContainerInit {
     }
 
     /// After start nobody listens on the sync socket: the container's stderr is all that's left.
-    private static func fail(_ message: String) -> Never {
+    static func fail(_ message: String) -> Never {
         let line = Array("srunc: \(message)\n".utf8)
         _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
         _exit(127)

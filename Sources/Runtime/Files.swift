@@ -3,7 +3,7 @@
 /// Small file helpers on raw syscalls: srunc avoids Foundation on its start path.
 public enum Files {
     /// The whole file as bytes, or nil when it cannot be opened.
-    static func read(_ path: String, at dirfd: Int32 = AT_FDCWD) -> [UInt8]? {
+    public static func read(_ path: String, at dirfd: Int32 = AT_FDCWD) -> [UInt8]? {
         let fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { return nil }
         defer { close(fd) }

@@ -20,7 +20,7 @@ public struct Runner {
         var code: Int32 = 255
         do {
             try lifecycle.start(opts.id)
-            code = waitLoop(initPid: record.initPid, signals: signals, master: created.ptyMaster)
+            code = Runner.waitLoop(initPid: record.initPid, signals: signals, master: created.ptyMaster)
         } catch {
             if !keep { try? lifecycle.delete(opts.id, force: true) }
             throw error
@@ -31,7 +31,7 @@ public struct Runner {
 
     /// Waits for the init, forwarding every signal srunc receives; returns the exit code
     /// (128 + signal when it was killed).
-    private func waitLoop(initPid: pid_t, signals: Int32, master: Int32) -> Int32 {
+    static func waitLoop(initPid: pid_t, signals: Int32, master: Int32) -> Int32 {
         var terminal: TerminalProxy? = master >= 0 ? TerminalProxy(master: master) : nil
         defer { terminal?.restore() }
         while true {
@@ -55,7 +55,7 @@ public struct Runner {
     }
 
     /// Reaps every exited child (orphans included, when srunc is a subreaper); the init's code if it exited.
-    private func reap(_ initPid: pid_t) -> Int32? {
+    private static func reap(_ initPid: pid_t) -> Int32? {
         var result: Int32?
         while true {
             var st: Int32 = 0

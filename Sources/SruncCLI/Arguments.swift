@@ -17,10 +17,13 @@ struct UsageError: Error, CustomStringConvertible {
 /// Flags and positionals of one command line segment.
 struct ParsedArguments {
     var values: [String: String] = [:]
+    /// Every value of a repeatable flag (`-e A=1 -e B=2`), in order.
+    var lists: [String: [String]] = [:]
     var bools: Set<String> = []
     var positionals: [String] = []
 
     func value(_ name: String) -> String? { values[name] }
+    func all(_ name: String) -> [String] { lists[name] ?? [] }
     func flag(_ name: String) -> Bool { bools.contains(name) }
 
     /// Parses flags; with `stopAtPositional` the first non-flag and everything after it are
@@ -46,10 +49,14 @@ struct ParsedArguments {
                 throw UsageError("flag provided but not defined: -\(name)")
             }
             if spec.takesValue {
-                if let inline { values[spec.canonical] = inline; continue }
-                guard i < args.endIndex else { throw UsageError("flag needs an argument: -\(name)") }
-                values[spec.canonical] = args[i]
-                i += 1
+                let value: String
+                if let inline { value = inline } else {
+                    guard i < args.endIndex else { throw UsageError("flag needs an argument: -\(name)") }
+                    value = args[i]
+                    i += 1
+                }
+                values[spec.canonical] = value
+                lists[spec.canonical, default: []].append(value)
             } else if let inline {
                 guard let b = Bool(inline) else { throw UsageError("invalid boolean value \"\(inline)\" for -\(name)") }
                 if b { bools.insert(spec.canonical) } else { bools.remove(spec.canonical) }

@@ -90,6 +90,8 @@ public enum Srunc {
             let a = try ParsedArguments(rest[...], flags: UpdateFlags.flags)
             try lifecycle.update(try id(from: a, verb), try UpdateFlags.resources(a))
             return 0
+        case "exec":
+            return try ExecCommand.run(rest, store: store)
         case "list":
             return try list(rest, lifecycle)
         case "spec":
@@ -157,6 +159,7 @@ public enum Srunc {
       delete   delete a container (--force: even if running)
       pause    freeze every process of a container
       resume   thaw a paused container
+      exec     run another process in a running container
       ps       list the container's processes (--format json: their pids)
       update   change resource limits (-r resources.json, or --memory, --cpu-quota, --pids-limit…)
       list     list containers (--format table|json, --quiet)
