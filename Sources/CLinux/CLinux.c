@@ -125,10 +125,16 @@ int cl_raw_tty(int fd, void *saved, size_t len) {
 }
 
 extern char **environ;
+pid_t cl_spawn_env(const char *, char *const[], char *const[], const char *, int, int, int);
 pid_t cl_spawn(const char *path, char *const argv[], const char *cwd, int outfd, int errfd) {
+    return cl_spawn_env(path, argv, environ, cwd, -1, outfd, errfd);
+}
+
+pid_t cl_spawn_env(const char *path, char *const argv[], char *const envp[], const char *cwd, int infd, int outfd, int errfd) {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    if (infd < 0) posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    else posix_spawn_file_actions_adddup2(&fa, infd, 0);
     posix_spawn_file_actions_adddup2(&fa, outfd, 1);
     posix_spawn_file_actions_adddup2(&fa, errfd, 2);
     posix_spawn_file_actions_addclosefrom_np(&fa, 3);
@@ -143,7 +149,7 @@ pid_t cl_spawn(const char *path, char *const argv[], const char *cwd, int outfd,
     posix_spawnattr_setsigdefault(&attr, &all);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     pid_t pid;
-    int err = posix_spawn(&pid, path, &fa, &attr, argv, environ);
+    int err = posix_spawn(&pid, path, &fa, &attr, argv, envp);
     posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&fa);
     if (err) { errno = err; return -1; }

@@ -4,6 +4,7 @@ import OCI
 
 /// What the container's init needs, captured by the parent before clone.
 struct InitPlan {
+    let id: String
     let spec: Spec
     let bundlePath: String
     let rootfs: String
@@ -52,6 +53,15 @@ enum ContainerInit {
             if let adj = process.oomScoreAdj { try Files.write("/proc/self/oom_score_adj", String(adj)) }
             let rootfs = Rootfs(spec: plan.spec, rootfs: plan.rootfs, inUserNS: plan.newUserNS, newCgroupNS: plan.newCgroupNS)
             try rootfs.prepare()
+            let hooks = plan.spec.hooks ?? Hooks()
+            let hookCount = (hooks.prestart ?? []).count + (hooks.createRuntime ?? []).count + (hooks.createContainer ?? []).count
+            if hookCount > 0 {
+                // The parent runs prestart/createRuntime in the runtime namespace and tells us our host pid.
+                plan.sync.send("hooks")
+                guard let reply = plan.sync.receive(), reply.hasPrefix("resume:"), let pid = pid_t(reply.dropFirst(7)) else { _exit(1) }
+                try HookRunner.run(hooks.createContainer, kind: "createContainer",
+                                   state: HookRunner.state(plan.spec, id: plan.id, status: .creating, pid: pid, bundle: plan.bundlePath))
+            }
             if let hostname = plan.spec.hostname {
                 try check("sethostname") { sethostname(hostname, hostname.utf8.count) }
             }
@@ -75,6 +85,12 @@ enum ContainerInit {
         guard plan.sync.send("ready") else { _exit(1) }
         waitForStart(plan)
         do {
+            try HookRunner.run(plan.spec.hooks?.startContainer, kind: "startContainer",
+                               state: HookRunner.state(plan.spec, id: plan.id, status: .created, pid: getpid(), bundle: plan.bundlePath))
+        } catch {
+            fail("\(error)")
+        }
+        do {
             try becomeProcess(process, console: console, inUserNS: plan.newUserNS, preserveFDs: plan.preserveFDs)
         } catch {
             fail("\(error)")
@@ -93,12 +109,12 @@ enum ContainerInit {
         _ = cl_close_range_cloexec(UInt32(3 + preserveFDs))
     }
 
-    /// Blocks opening exec.fifo for writing until `start` opens it for reading.
+    /// Blocks opening exec.fifo for writing until `start` opens it for reading. The fifo stays
+    /// open, close-on-exec: `start` sees EOF exactly when the process has been exec'd.
     private static func waitForStart(_ plan: InitPlan) {
         let fifo = openat(plan.hostProcFD, "self/fd/\(plan.fifoFD)", O_WRONLY | O_CLOEXEC)
         if fifo < 0 { fail("open exec fifo: \(String(cString: strerror(errno)))") }
         _ = write(fifo, "0", 1)
-        close(fifo)
         close(plan.fifoFD)
         close(plan.hostProcFD)
         plan.sync.close()

@@ -104,7 +104,7 @@ public struct Creator {
             newFlags &= ~CL_NEWCGROUP
             // Inside any user namespace the init may not write host cgroup files: we place it.
             let anyUserNS = newFlags & CL_NEWUSER != 0 || joins.contains { $0.type == "user" }
-            let plan = InitPlan(spec: spec, bundlePath: bundle.path, rootfs: bundle.rootfs, sync: childSync,
+            let plan = InitPlan(id: opts.id, spec: spec, bundlePath: bundle.path, rootfs: bundle.rootfs, sync: childSync,
                                 consoleFD: consoleFD, fifoFD: fifoFD, hostProcFD: procFD, noPivot: opts.noPivot,
                                 keyring: opts.noNewKeyring ? nil : "_ses." + opts.id,
                                 preserveFDs: opts.preserveFDs, parentIsCreator: joins.isEmpty, newUserNS: newFlags & CL_NEWUSER != 0,
@@ -128,7 +128,12 @@ public struct Creator {
             }
             childSync.close()
             initPid = try Creator.handshake(parentSync, knownPid: directChild ? initPid : 0, spec: spec,
-                                            release: anyUserNS ? { try cgroup!.join($0) } : nil)
+                                            release: anyUserNS ? { try cgroup!.join($0) } : nil,
+                                            hooks: { pid in
+                let state = HookRunner.state(spec, id: opts.id, status: .creating, pid: pid, bundle: bundle.path)
+                try HookRunner.run(spec.hooks?.prestart, kind: "prestart", state: state)
+                try HookRunner.run(spec.hooks?.createRuntime, kind: "createRuntime", state: state)
+            })
             let ptyMaster = consoleListener >= 0 ? cl_recv_fd(consoleListener) : -1
             if consoleListener >= 0 { close(consoleListener) }
             if consoleListener >= 0 && ptyMaster < 0 { throw RuntimeError.sys("receive pty master") }
@@ -167,19 +172,21 @@ public struct Creator {
 
     /// Parent half of the handshake: learn the pid, write id maps, release the init, await ready.
     /// `release`: work that needs the pid before the init may go on (joining its cgroup).
+    /// `hooks`: prestart and createRuntime, run when the init asks (mounts done, before pivot_root).
     private static func handshake(_ sync: SyncSocket, knownPid: pid_t, spec: Spec,
-                                  release: ((pid_t) throws -> Void)?) throws -> pid_t {
+                                  release: ((pid_t) throws -> Void)?, hooks: (pid_t) throws -> Void) throws -> pid_t {
         var pid = knownPid
         func next() throws -> String {
             guard let msg = sync.receive() else { throw RuntimeError("container init exited before it was ready") }
             if msg.hasPrefix("error:") { throw RuntimeError("unable to start container process: " + msg.dropFirst(6)) }
             return msg
         }
-        var ready = false
+        var ready = false, pendingHooks = false
         // Through an intermediate the init's "ready" may overtake the intermediate's "pid:".
         while pid == 0 {
             let msg = try next()
             if msg == "ready" { ready = true; continue }
+            if msg == "hooks" { pendingHooks = true; continue }
             guard msg.hasPrefix("pid:"), let p = pid_t(msg.dropFirst(4)) else { throw RuntimeError("bad handshake: \(msg)") }
             pid = p
         }
@@ -197,9 +204,19 @@ public struct Creator {
             }
         }
         if release != nil { sync.send("go") }
-        if !ready {
+        if pendingHooks {
+            try hooks(pid)
+            sync.send("resume:\(pid)")
+        }
+        while !ready {
             let msg = try next()
+            if msg == "hooks" {
+                try hooks(pid)
+                sync.send("resume:\(pid)")
+                continue
+            }
             guard msg == "ready" else { throw RuntimeError("bad handshake: \(msg)") }
+            ready = true
         }
         return pid
     }

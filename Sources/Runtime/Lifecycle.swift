@@ -17,24 +17,30 @@ public struct Lifecycle {
         }
         try Lifecycle.releaseInit(fifo: store.fifoPath(id), pid: record.initPid)
         unlink(store.fifoPath(id))
+        HookRunner.runWarning(record.config.hooks?.poststart, kind: "poststart",
+                              state: HookRunner.state(record.config, id: id, status: .running, pid: record.initPid, bundle: record.bundle))
     }
 
-    /// Reads exec.fifo while watching the init through a pidfd, so a dead init is an error
-    /// instead of a hang.
+    /// Reads exec.fifo's byte, then waits for EOF (the init's exec closed its end), all while
+    /// watching the init through a pidfd, so a dead init is an error instead of a hang.
     static func releaseInit(fifo: String, pid: pid_t) throws {
         let fd = try check("open exec fifo") { open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC) }
         defer { close(fd) }
         let pidfd = cl_pidfd_open(pid)
         defer { if pidfd >= 0 { close(pidfd) } }
+        var released = false
         var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)]
         while true {
             let n = poll(&fds, pidfd >= 0 ? 2 : 1, -1)
             if n < 0 { if errno == EINTR { continue }; throw RuntimeError.sys("poll exec fifo") }
-            if fds[0].revents & Int16(POLLIN) != 0 {
+            if fds[0].revents & Int16(POLLIN | POLLHUP) != 0 {
                 var byte: UInt8 = 0
-                if read(fd, &byte, 1) == 1 { return }
+                let r = read(fd, &byte, 1)
+                if r == 1 { released = true; continue }
+                if r == 0 && released { return }  // the writer closed: exec happened (or the init died after start)
             }
-            if fds[0].revents & Int16(POLLHUP) != 0 || fds[1].revents != 0 {
+            if fds[1].revents != 0 {
+                if released { return }
                 throw RuntimeError("container process is already dead")
             }
         }
@@ -93,6 +99,8 @@ public struct Lifecycle {
         if status != .stopped { try killAndWait(record) }
         if let layout = record.cgroup { Cgroup(layout: layout).destroy() }
         store.remove(id)
+        HookRunner.runWarning(record.config.hooks?.poststop, kind: "poststop",
+                              state: HookRunner.state(record.config, id: id, status: .stopped, pid: nil, bundle: record.bundle))
     }
 
     /// SIGKILL to every process of the container, then wait until the init is gone.

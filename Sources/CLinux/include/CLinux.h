@@ -64,6 +64,8 @@ int cl_raw_tty(int fd, void *saved, size_t len);
 /// closed and `cwd` as working directory: the test harness's way to run a runtime without
 /// handing the container any descriptor of the (multi-threaded) test process.
 pid_t cl_spawn(const char *path, char *const argv[], const char *cwd, int outfd, int errfd);
+/// The same with an explicit environment and stdin (-1: /dev/null): how hooks are started.
+pid_t cl_spawn_env(const char *path, char *const argv[], char *const envp[], const char *cwd, int infd, int outfd, int errfd);
 
 /// A fresh session keyring for the container, as runc gives each one (unless --no-new-keyring).
 long cl_join_session_keyring(const char *name);
