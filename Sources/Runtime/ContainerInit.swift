@@ -51,6 +51,9 @@ enum ContainerInit {
             }
             try check("chdir bundle") { chdir(plan.bundlePath) }
             if let adj = process.oomScoreAdj { try Files.write("/proc/self/oom_score_adj", String(adj)) }
+            // Until exec this process *is* srunc: no one in the container may open /proc/<pid>/exe
+            // (CVE-2019-5736) or its fds. exec makes it dumpable again.
+            _ = cl_prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
             let rootfs = Rootfs(spec: plan.spec, rootfs: plan.rootfs, inUserNS: plan.newUserNS, newCgroupNS: plan.newCgroupNS)
             try rootfs.prepare()
             let hooks = plan.spec.hooks ?? Hooks()

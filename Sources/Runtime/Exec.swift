@@ -97,6 +97,8 @@ public struct Executor {
     /// In the intermediate child: cgroup, then namespaces, then clone the process and report it.
     private static func intermediate(_ process: Process, joins: [(String, Int32)], cgroupProcs: [String], sync: SyncSocket,
                                      consoleFD: Int32, inUserNS: Bool, preserveFDs: Int32) -> Never {
+        // Non-dumpable before entering the container: its processes cannot reach our exe or fds.
+        _ = cl_prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
         do {
             for procs in cgroupProcs { try Files.write(procs, "0") }
             for (type, fd) in joins { try check("join \(type) namespace") { cl_setns(fd, 0) } }
