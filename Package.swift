@@ -11,7 +11,7 @@ let package = Package(
     ],
     targets: [
         // The few syscalls and macros Swift cannot import (clone, setns, variadic prctl/ioctl, cmsg).
-        .target(name: "CLinux", linkerSettings: [.linkedLibrary("cap")]),
+        .target(name: "CLinux", linkerSettings: [.linkedLibrary("cap"), .linkedLibrary("seccomp")]),
         // Codable types of the OCI runtime spec. Pure data.
         .target(name: "OCI"),
         // The libcontainer of srunc: state store, lifecycle, rootfs, namespaces, capabilities.

@@ -73,6 +73,7 @@ public struct Bundle: Sendable {
             if r.soft > r.hard { throw RuntimeError("config.json: process.rlimits[\(i)]: soft limit above hard limit") }
         }
         try Capabilities.validate(process.capabilities)
+        if let seccomp = spec.linux?.seccomp { try SeccompFilter.validate(seccomp) }
         for (i, d) in (spec.linux?.devices ?? []).enumerated() {
             guard ["c", "u", "b", "p"].contains(d.type) else {
                 throw RuntimeError("config.json: linux.devices[\(i)].type \"\(d.type)\" must be c, u, b or p")

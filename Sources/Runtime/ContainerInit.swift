@@ -94,7 +94,8 @@ enum ContainerInit {
             fail("\(error)")
         }
         do {
-            try becomeProcess(process, console: console, inUserNS: plan.newUserNS, preserveFDs: plan.preserveFDs)
+            try becomeProcess(process, console: console, inUserNS: plan.newUserNS, preserveFDs: plan.preserveFDs,
+                              seccomp: plan.spec.linux?.seccomp)
         } catch {
             fail("\(error)")
         }
@@ -103,13 +104,18 @@ enum ContainerInit {
 
     /// The last steps before exec, shared with `exec`: terminal, identity, cwd, umask, and
     /// close-on-exec for every fd past stdio and the preserved ones.
-    static func becomeProcess(_ process: OCI.Process, console: Console?, inUserNS: Bool, preserveFDs: Int32) throws {
+    /// The seccomp filter goes last: after no_new_privs when that is set, otherwise just before
+    /// the identity change, while CAP_SYS_ADMIN still permits loading it.
+    static func becomeProcess(_ process: OCI.Process, console: Console?, inUserNS: Bool, preserveFDs: Int32, seccomp: Seccomp?) throws {
         try console?.attachAsStdio()
+        let nnp = process.noNewPrivileges == true
+        if let seccomp, !nnp { try SeccompFilter.load(seccomp) }
         try dropPrivileges(process, inUserNS: inUserNS)
         try check("chdir \(process.cwd)") { chdir(process.cwd) }
         umask(mode_t(process.user.umask ?? 0o022))
         for fd in 3..<(3 + preserveFDs) { _ = cl_clear_cloexec(fd) }
         _ = cl_close_range_cloexec(UInt32(3 + preserveFDs))
+        if let seccomp, nnp { try SeccompFilter.load(seccomp) }
     }
 
     /// Blocks opening exec.fifo for writing until `start` opens it for reading. The fifo stays

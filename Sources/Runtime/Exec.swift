@@ -71,7 +71,7 @@ public struct Executor {
         fflush(stdout); fflush(stderr)
         let mid = cl_clone(0)
         if mid == 0 {
-            Executor.intermediate(process, joins: joins, cgroupProcs: cgroupProcs, sync: childSync, consoleFD: consoleFD,
+            Executor.intermediate(process, seccomp: record.config.linux?.seccomp, joins: joins, cgroupProcs: cgroupProcs, sync: childSync, consoleFD: consoleFD,
                                   inUserNS: inUserNS, preserveFDs: opts.preserveFDs)
         }
         childSync.close()
@@ -95,7 +95,7 @@ public struct Executor {
     }
 
     /// In the intermediate child: cgroup, then namespaces, then clone the process and report it.
-    private static func intermediate(_ process: Process, joins: [(String, Int32)], cgroupProcs: [String], sync: SyncSocket,
+    private static func intermediate(_ process: Process, seccomp: Seccomp?, joins: [(String, Int32)], cgroupProcs: [String], sync: SyncSocket,
                                      consoleFD: Int32, inUserNS: Bool, preserveFDs: Int32) -> Never {
         // Non-dumpable before entering the container: its processes cannot reach our exe or fds.
         _ = cl_prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
@@ -107,13 +107,13 @@ public struct Executor {
             _exit(1)
         }
         let pid = cl_clone(0)
-        if pid == 0 { run(process, sync: sync, consoleFD: consoleFD, inUserNS: inUserNS, preserveFDs: preserveFDs) }
+        if pid == 0 { run(process, seccomp: seccomp, sync: sync, consoleFD: consoleFD, inUserNS: inUserNS, preserveFDs: preserveFDs) }
         sync.send(pid > 0 ? "pid:\(pid)" : "error:clone: \(String(cString: strerror(errno)))")
         _exit(0)
     }
 
     /// In the process itself, inside every namespace: rlimits, terminal, identity, exec.
-    private static func run(_ process: Process, sync: SyncSocket, consoleFD: Int32, inUserNS: Bool, preserveFDs: Int32) -> Never {
+    private static func run(_ process: Process, seccomp: Seccomp?, sync: SyncSocket, consoleFD: Int32, inUserNS: Bool, preserveFDs: Int32) -> Never {
         var executable = ""
         do {
             try Rlimits.apply(process.rlimits ?? [])
@@ -124,7 +124,7 @@ public struct Executor {
                 console = try Console.allocate(socketFD: consoleFD, size: process.consoleSize, owner: process.user.uid, bindConsole: false)
                 close(consoleFD)
             }
-            try ContainerInit.becomeProcess(process, console: console, inUserNS: inUserNS, preserveFDs: preserveFDs)
+            try ContainerInit.becomeProcess(process, console: console, inUserNS: inUserNS, preserveFDs: preserveFDs, seccomp: seccomp)
         } catch {
             sync.send("error:\(error)")
             _exit(1)

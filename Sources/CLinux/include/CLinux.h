@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 #include <sys/capability.h>
+#include <seccomp.h>
 #include <stdint.h>
 #include <sys/prctl.h>
 #include <sys/vfs.h>

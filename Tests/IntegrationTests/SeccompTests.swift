@@ -1,0 +1,51 @@
+import Foundation
+import OCI
+import Testing
+
+/// Syscall filtering, asserted by what the filtered syscalls return inside the container.
+@Suite("seccomp") struct SeccompTests {
+    func filter(_ rules: [SyscallRule], defaultAction: String = "SCMP_ACT_ALLOW") throws -> Seccomp {
+        let json = try JSONEncoder().encode(rules)
+        let text = #"{"defaultAction":"\#(defaultAction)","architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86","SCMP_ARCH_X32"],"syscalls":"#
+            + String(decoding: json, as: UTF8.self) + "}"
+        return try JSONDecoder().decode(Seccomp.self, from: Data(text.utf8))
+    }
+
+    func rule(_ names: [String], _ action: String, errno: UInt32? = nil, args: String = "[]") throws -> SyscallRule {
+        var text = #"{"names":\#(try String(decoding: JSONEncoder().encode(names), as: UTF8.self)),"action":"\#(action)","args":\#(args)"#
+        if let errno { text += #","errnoRet":\#(errno)"# }
+        return try JSONDecoder().decode(SyscallRule.self, from: Data((text + "}").utf8))
+    }
+
+    @Test("denied syscalls return the configured errno, argument conditions apply, kill actions kill",
+          arguments: RuntimeUnderTest.all)
+    func actions(_ rt: RuntimeUnderTest) throws {
+        let seccomp = try filter([
+            try rule(["mkdir", "mkdirat"], "SCMP_ACT_ERRNO", errno: 13),
+            try rule(["chmod"], "SCMP_ACT_ERRNO", args: #"[{"index":1,"value":511,"op":"SCMP_CMP_EQ"}]"#),
+            try rule(["fchmodat"], "SCMP_ACT_ERRNO", args: #"[{"index":2,"value":511,"op":"SCMP_CMP_EQ"}]"#),
+            try rule(["sync"], "SCMP_ACT_KILL_PROCESS"),
+            try rule(["not_a_syscall"], "SCMP_ACT_ERRNO"),
+        ])
+        let b = try TestBundle(rt) {
+            shell("touch /tmp/a; mkdir /tmp/d; echo mkdir=$?; chmod 777 /tmp/a; echo chmod777=$?; chmod 755 /tmp/a; echo chmod755=$?; sync; echo sync=$?; grep ^Seccomp: /proc/self/status")(&$0)
+            $0.linux!.seccomp = seccomp
+        }
+        defer { b.cleanup() }
+        let r = try b.run()
+        #expect(r.code == 0, "\(r.stderr)")
+        #expect(r.stdout == "mkdir=1\nchmod777=1\nchmod755=0\nsync=159\nSeccomp:\t2\n")
+        #expect(r.stderr.contains("Permission denied"))
+        #expect(r.stderr.contains("Operation not permitted"))
+    }
+
+    @Test("an unknown action is an error naming it")
+    func unknownAction() throws {
+        let b = try TestBundle(.srunc) { $0.linux!.seccomp = try! filter([try! rule(["mkdir"], "SCMP_ACT_EXPLODE")]) }
+        defer { b.cleanup() }
+        let r = try b.run()
+        #expect(r.code != 0)
+        #expect(r.stderr.contains("SCMP_ACT_EXPLODE"))
+        #expect(try b.state() == nil)
+    }
+}
