@@ -76,16 +76,8 @@ public struct Creator {
             fds.append(procFD)
             let (parentSync, childSync) = try SyncSocket.pair()
             fds.append(parentSync.fd)
-            var consoleFD: Int32 = -1, consoleListener: Int32 = -1
-            if let path = opts.consoleSocket {
-                consoleFD = try ConsoleSocket.connect(path)
-                fds.append(consoleFD)
-            } else if terminal {
-                var pair: [Int32] = [0, 0]
-                try check("socketpair") { socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) }
-                consoleListener = pair[0]; consoleFD = pair[1]
-                fds.append(consoleFD)
-            }
+            let (consoleFD, consoleListener) = try ConsoleSocket.endpoints(socketPath: opts.consoleSocket, terminal: terminal)
+            if consoleFD >= 0 { fds.append(consoleFD) }
             var newFlags: Int32 = 0
             var joins: [(type: String, fd: Int32)] = []
             for ns in namespaces {
@@ -228,6 +220,16 @@ public struct Creator {
 
 /// The client side of runc's --console-socket protocol: connect, then the init sends the master.
 enum ConsoleSocket {
+    /// The fd the process sends its pty master to, and (when srunc keeps the terminal itself,
+    /// i.e. no --console-socket) the end srunc receives it on; -1 for what is not needed.
+    static func endpoints(socketPath: String?, terminal: Bool) throws -> (send: Int32, receive: Int32) {
+        if let socketPath { return (try connect(socketPath), -1) }
+        guard terminal else { return (-1, -1) }
+        var pair: [Int32] = [0, 0]
+        try check("socketpair") { socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) }
+        return (pair[1], pair[0])
+    }
+
     static func connect(_ path: String) throws -> Int32 {
         let fd = try check("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
         var addr = sockaddr_un()

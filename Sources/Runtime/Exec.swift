@@ -55,16 +55,8 @@ public struct Executor {
         guard ProcStat(pid: record.initPid)?.startTime == record.initStartTime else { throw RuntimeError("container not running") }
         let (parentSync, childSync) = try SyncSocket.pair()
         fds.append(parentSync.fd)
-        var consoleFD: Int32 = -1, consoleListener: Int32 = -1
-        if let path = opts.consoleSocket {
-            consoleFD = try ConsoleSocket.connect(path)
-            fds.append(consoleFD)
-        } else if terminal {
-            var pair: [Int32] = [0, 0]
-            try check("socketpair") { socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) }
-            consoleListener = pair[0]; consoleFD = pair[1]
-            fds.append(consoleFD)
-        }
+        let (consoleFD, consoleListener) = try ConsoleSocket.endpoints(socketPath: opts.consoleSocket, terminal: terminal)
+        if consoleFD >= 0 { fds.append(consoleFD) }
         let cgroupProcs = record.cgroup.map { Cgroup(layout: $0).procsFiles } ?? []
         let inUserNS = joins.contains { $0.0 == "user" }
         _ = cl_prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)

@@ -56,10 +56,7 @@ enum ExecCommand {
         opts.pidFile = a.value("pid-file")
         opts.consoleSocket = a.value("console-socket")
         opts.ignorePaused = a.flag("ignore-paused")
-        if let p = a.value("preserve-fds") {
-            guard let n = Int32(p), n >= 0 else { throw UsageError("invalid --preserve-fds value: \(p)") }
-            opts.preserveFDs = n
-        }
+        opts.preserveFDs = try Srunc.preserveFDs(a)
         return try executor.exec(opts)
     }
 }

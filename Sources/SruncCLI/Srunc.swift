@@ -138,11 +138,14 @@ public enum Srunc {
         o.consoleSocket = a.value("console-socket")
         o.noPivot = a.flag("no-pivot")
         o.noNewKeyring = a.flag("no-new-keyring")
-        if let p = a.value("preserve-fds") {
-            guard let n = Int32(p), n >= 0 else { throw UsageError("invalid --preserve-fds value: \(p)") }
-            o.preserveFDs = n
-        }
+        o.preserveFDs = try preserveFDs(a)
         return o
+    }
+
+    static func preserveFDs(_ a: ParsedArguments) throws -> Int32 {
+        guard let p = a.value("preserve-fds") else { return 0 }
+        guard let n = Int32(p), n >= 0 else { throw UsageError("invalid --preserve-fds value: \(p)") }
+        return n
     }
 
     static let usage = """
