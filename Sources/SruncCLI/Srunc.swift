@@ -90,6 +90,20 @@ public enum Srunc {
             let a = try ParsedArguments(rest[...], flags: UpdateFlags.flags)
             try lifecycle.update(try id(from: a, verb), try UpdateFlags.resources(a))
             return 0
+        case "events":
+            let a = try ParsedArguments(rest[...], flags: [.bool("stats"), .value("interval")])
+            var interval: UInt32 = 5
+            if let text = a.value("interval") {
+                var t = text
+                if t.hasSuffix("s") { t.removeLast() }
+                guard let n = UInt32(t), n > 0 else { throw UsageError("invalid --interval: \(text)") }
+                interval = n
+            }
+            try lifecycle.events(try id(from: a, verb), once: a.flag("stats"), interval: interval) { Output.print($0) }
+            return 0
+        case "features":
+            Output.print(String(decoding: try Features.json(version: version), as: UTF8.self))
+            return 0
         case "exec":
             return try ExecCommand.run(rest, store: store)
         case "list":
@@ -167,6 +181,8 @@ public enum Srunc {
       update   change resource limits (-r resources.json, or --memory, --cpu-quota, --pids-limit…)
       list     list containers (--format table|json, --quiet)
       spec     write a default config.json into the bundle
+      events   print cgroup statistics (--stats: once; else every --interval seconds)
+      features print the runtime-spec features document
 
     global options:
       --root DIR          state directory (default /run/srunc)

@@ -123,4 +123,30 @@ import Testing
         #expect(try b.runtimeCommand(["update", "-r", b.dir + "/r.json", b.id]).code == 0)
         #expect(try String(contentsOfFile: hostCgroupDir(pid: pid, controller: "pids") + "/pids.max", encoding: .utf8) == "66\n")
     }
+
+    @Test("events --stats reports the cgroup's accounting", arguments: RuntimeUnderTest.all)
+    func stats(_ rt: RuntimeUnderTest) throws {
+        let b = try TestBundle(rt) {
+            shell("sleep 100")(&$0)
+            $0.linux!.resources = Resources()
+            $0.linux!.resources!.memory = Memory(limit: 32 << 20)
+            $0.linux!.resources!.pids = Pids(limit: 20)
+        }
+        defer { b.cleanup() }
+        #expect(try b.runtimeCommand(["run", "--detach", b.id]).code == 0)
+        let r = try b.runtimeCommand(["events", "--stats", b.id])
+        #expect(r.code == 0, "\(r.stderr)")
+        let event = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        #expect(event?["type"] as? String == "stats")
+        #expect(event?["id"] as? String == b.id)
+        let data = event?["data"] as? [String: Any]
+        let memory = (data?["memory"] as? [String: Any])?["usage"] as? [String: Any]
+        #expect(memory?["limit"] as? Int == 32 << 20)
+        #expect((memory?["usage"] as? Int ?? 0) > 0)
+        let pids = data?["pids"] as? [String: Any]
+        #expect(pids?["limit"] as? Int == 20)
+        #expect(pids?["current"] as? Int == 1)
+        let cpu = (data?["cpu"] as? [String: Any])?["usage"] as? [String: Any]
+        #expect((cpu?["total"] as? Int ?? 0) > 0)
+    }
 }

@@ -108,4 +108,19 @@ import Testing
         let r = try execute("/bin/sh", ["-c", script], cwd: b.dir)
         #expect(r.stdout == "code=7\nready\ngot-usr1\n", "\(r.stderr)")
     }
+
+    @Test("features lists what srunc implements")
+    func features() throws {
+        let r = try execute(RuntimeUnderTest.srunc.binary, ["features"])
+        #expect(r.code == 0)
+        let doc = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        #expect(doc?["ociVersionMax"] as? String == "1.2.0")
+        #expect((doc?["hooks"] as? [String])?.count == 6)
+        let linux = doc?["linux"] as? [String: Any]
+        #expect((linux?["capabilities"] as? [String])?.contains("CAP_SYS_ADMIN") == true)
+        let seccomp = linux?["seccomp"] as? [String: Any]
+        #expect(seccomp?["enabled"] as? Bool == true)
+        // NOTIFY is not implemented yet, so it must not be advertised.
+        #expect((seccomp?["actions"] as? [String])?.contains("SCMP_ACT_NOTIFY") == false)
+    }
 }
