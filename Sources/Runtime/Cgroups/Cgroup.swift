@@ -15,22 +15,26 @@ public struct Cgroup: Sendable {
         }
     }
 
+    /// mkdir of the leaf, walking up only when a parent is missing (the usual case is one call).
     private func makeDirectories(_ path: String, seedCpuset: Bool) throws {
-        var prefix = ""
-        for part in path.split(separator: "/") {
-            let parent = prefix
-            prefix += "/" + part
-            if mkdir(prefix, 0o755) == 0 {
-                if seedCpuset {
-                    // A fresh cpuset has no cpus or mems and refuses tasks: inherit the parent's.
-                    for f in ["cpuset.cpus", "cpuset.mems"] {
-                        let v = (Files.readString(parent + "/" + f) ?? "").split(separator: "\n").first.map(String.init) ?? ""
-                        if !v.isEmpty { try Files.write(prefix + "/" + f, v) }
-                    }
-                }
-            } else if errno != EEXIST {
-                throw RuntimeError.sys("create cgroup \(prefix)")
-            }
+        if mkdir(path, 0o755) == 0 {
+            if seedCpuset { try seedFromParent(path) }
+            return
+        }
+        if errno == EEXIST { return }
+        guard errno == ENOENT, let slash = path.lastIndex(of: "/"), slash != path.startIndex else {
+            throw RuntimeError.sys("create cgroup \(path)")
+        }
+        try makeDirectories(String(path[..<slash]), seedCpuset: seedCpuset)
+        try makeDirectories(path, seedCpuset: seedCpuset)
+    }
+
+    /// A fresh cpuset has no cpus or mems and refuses tasks: it inherits its parent's.
+    private func seedFromParent(_ path: String) throws {
+        let parent = String(path[..<path.lastIndex(of: "/")!])
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            let v = (Files.readString(parent + "/" + f) ?? "").split(separator: "\n").first.map(String.init) ?? ""
+            if !v.isEmpty { try Files.write(path + "/" + f, v) }
         }
     }
 
