@@ -5,6 +5,9 @@ import OCI
 /// `process.capabilities` through libcap: names validated at create, sets applied in the init
 /// right before exec (bounding first, while still root; the rest after the uid change).
 enum Capabilities {
+    /// The highest capability this kernel knows, read once per process.
+    static let last = cl_cap_last()
+
     /// libcap's value for "CAP_X", or nil for a name it does not know.
     static func value(of name: String) -> cap_value_t? {
         guard name.hasPrefix("CAP_") else { return nil }
@@ -30,7 +33,7 @@ enum Capabilities {
 
     /// Drops every capability not in the bounding set. Needs CAP_SETPCAP: call before setuid.
     static func dropBounding(_ caps: OCI.Capabilities) throws {
-        let last = cl_cap_last()
+        let last = Capabilities.last
         let keep = Set(values(caps.bounding, last: last))
         for c in 0...last where !keep.contains(cap_value_t(c)) {
             if cl_prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0 && errno != EINVAL {
@@ -41,7 +44,7 @@ enum Capabilities {
 
     /// Sets effective, permitted and inheritable, then raises the ambient set.
     static func applySets(_ caps: OCI.Capabilities) throws {
-        let last = cl_cap_last()
+        let last = Capabilities.last
         guard let state = cap_init() else { throw RuntimeError.sys("cap_init") }
         defer { cap_free(UnsafeMutableRawPointer(state)) }
         for (flag, names) in [(CAP_EFFECTIVE, caps.effective), (CAP_PERMITTED, caps.permitted),

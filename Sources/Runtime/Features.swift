@@ -34,7 +34,7 @@ public enum Features {
         let archs = ["SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_ARM", "SCMP_ARCH_AARCH64",
                      "SCMP_ARCH_PPC64LE", "SCMP_ARCH_S390X", "SCMP_ARCH_RISCV64"].filter { SeccompFilter.architecture($0) != 0 }
         var caps: [String] = []
-        for c in 0...cl_cap_last() {
+        for c in 0...Capabilities.last {
             guard let name = cap_to_name(cap_value_t(c)) else { continue }
             caps.append(String(cString: name).uppercased())
             cap_free(name)

@@ -11,15 +11,6 @@ import Testing
         return "/sys/fs/cgroup/\(controller)" + line.split(separator: ":", maxSplits: 2)[2]
     }
 
-    func waitForStatus(_ b: TestBundle, _ want: String) async throws -> String {
-        var status = ""
-        for _ in 0..<300 where status != want {
-            status = (try b.state()?["status"] as? String) ?? ""
-            if status != want { try await Task.sleep(for: .milliseconds(10)) }
-        }
-        return status
-    }
-
     @Test("a process over its memory limit is OOM-killed", arguments: RuntimeUnderTest.all)
     func memoryLimit(_ rt: RuntimeUnderTest) throws {
         let b = try TestBundle(rt) {
@@ -99,7 +90,7 @@ import Testing
         #expect(try b.state()?["status"] as? String == "running")
         #expect(try String(contentsOfFile: freezer + "/freezer.state", encoding: .utf8) == "THAWED\n")
         #expect(try b.runtimeCommand(["delete", "--force", b.id]).code == 0)
-        #expect(try await waitForStatus(b, "") == "")
+        #expect(try await b.waitForStatus("") == "")
     }
 
     @Test("ps lists the container's processes; update changes live limits", arguments: RuntimeUnderTest.all)

@@ -64,11 +64,7 @@ import Testing
         #expect(out.contains("33 111"))
         #expect(out.contains("/dev/pts/0"))
         sendPty(master, "exit 3\n")
-        var status = ""
-        for _ in 0..<300 where status != "stopped" {
-            status = (try b.state()?["status"] as? String) ?? ""
-            try await Task.sleep(for: .milliseconds(10))
-        }
+        let status = try await b.waitForStatus("stopped")
         #expect(status == "stopped")
     }
 }

@@ -28,11 +28,7 @@ import Testing
         let b = try TestBundle(rt, shell("echo started; sleep 100"))
         defer { b.cleanup() }
         let run = Task.detached { try b.run() }
-        var status = ""
-        for _ in 0..<200 where status != "running" {
-            status = (try b.state()?["status"] as? String) ?? ""
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        let status = try await b.waitForStatus("running")
         #expect(status == "running")
         if rt.name == "srunc" {
             // srunc stays single-threaded: the `run` process (the init's parent) has one thread.
@@ -279,11 +275,7 @@ import Testing
         #expect(refused.code != 0)
         #expect(refused.stderr.contains("running"))
         #expect(try b.runtimeCommand(["kill", b.id, "SIGKILL"]).code == 0)
-        var status = ""
-        for _ in 0..<200 where status != "stopped" {
-            status = (try b.state()?["status"] as? String) ?? ""
-            try await Task.sleep(for: .milliseconds(10))
-        }
+        let status = try await b.waitForStatus("stopped")
         #expect(status == "stopped")
         #expect(try b.state()?["pid"] as? Int == 0)
         #expect(try b.runtimeCommand(["delete", b.id]).code == 0)

@@ -120,6 +120,18 @@ final class TestBundle: @unchecked Sendable {
         return try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
     }
 
+    /// Polls `state` until the status is `want` (or a missing container when `want` is ""),
+    /// for up to about four seconds; returns the last status seen.
+    func waitForStatus(_ want: String) async throws -> String {
+        var status = ""
+        for _ in 0..<400 {
+            status = (try state()?["status"] as? String) ?? ""
+            if status == want { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return status
+    }
+
     /// Removes the container, the bundle and the state root; then nothing of it may stay mounted.
     func cleanup() {
         _ = try? runtimeCommand(["delete", "--force", id])

@@ -28,11 +28,7 @@ import Testing
         #expect(try b.runtimeCommand(["create", b.id]).code == 0)
         let pid = try #require(try b.state()?["pid"] as? Int)
         #expect(try b.runtimeCommand(["start", b.id]).code == 0)
-        var status = ""
-        for _ in 0..<300 where status != "stopped" {
-            status = (try b.state()?["status"] as? String) ?? ""
-            try await Task.sleep(for: .milliseconds(10))
-        }
+        #expect(try await b.waitForStatus("stopped") == "stopped")
         #expect(try b.runtimeCommand(["delete", b.id]).code == 0)
         let order = try String(contentsOfFile: host + "/order", encoding: .utf8).split(separator: "\n")
         // poststart and the process race each other after start; everything else is ordered.

@@ -99,6 +99,12 @@ import Testing
         #expect(t == "ID" + String(repeating: " ", count: 20) + "PID\naveryveryverylongid   1\n")
     }
 
+    @Test func timestamps() {
+        #expect(Timestamp.format(seconds: 0, nanoseconds: 0) == "1970-01-01T00:00:00Z")
+        #expect(Timestamp.format(seconds: 951_782_400, nanoseconds: 500_000_000) == "2000-02-29T00:00:00.5Z")
+        #expect(Timestamp.format(seconds: 1_795_377_461, nanoseconds: 123_456_789) == "2026-11-22T19:57:41.123456789Z")
+    }
+
     @Test func idValidation() {
         #expect(throws: RuntimeError.self) { try StateStore.validate(id: "../x") }
         #expect(throws: RuntimeError.self) { try StateStore.validate(id: "") }
