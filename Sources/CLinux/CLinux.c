@@ -73,16 +73,40 @@ int cl_send_fd(int sock, int fd, const char *name) {
 
 int cl_recv_fd(int sock) {
     char name[4096];
-    struct iovec iov = {.iov_base = name, .iov_len = sizeof name};
+    return cl_recv_fd_payload(sock, name, sizeof name);
+}
+
+int cl_recv_fd_payload(int sock, char *buf, size_t len) {
+    struct iovec iov = {.iov_base = buf, .iov_len = len - 1};
     union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
     struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
                          .msg_controllen = sizeof u.buf};
-    if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) <= 0) return -1;
+    ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    if (n <= 0) return -1;
+    buf[n] = 0;
     struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
     if (!c || c->cmsg_type != SCM_RIGHTS) { errno = EBADMSG; return -1; }
     int fd;
     memcpy(&fd, CMSG_DATA(c), sizeof(int));
     return fd;
+}
+
+/// Answers one seccomp notification on `fd` with `error` (a positive errno) and returns the
+/// syscall number it was for, or -1. For tests and listeners; libseccomp does the ioctls.
+int cl_seccomp_answer_one(int fd, int error) {
+    struct seccomp_notif *req;
+    struct seccomp_notif_resp *resp;
+    if (seccomp_notify_alloc(&req, &resp) != 0) return -1;
+    int nr = -1;
+    if (seccomp_notify_receive(fd, req) == 0) {
+        resp->id = req->id;
+        resp->val = 0;
+        resp->error = -error;
+        resp->flags = 0;
+        if (seccomp_notify_respond(fd, resp) == 0) nr = req->data.nr;
+    }
+    seccomp_notify_free(req, resp);
+    return nr;
 }
 
 int cl_mkfifo(const char *path, mode_t mode) { return mkfifo(path, mode); }

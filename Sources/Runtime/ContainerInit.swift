@@ -79,6 +79,13 @@ enum ContainerInit {
             try rootfs.finish(cwd: process.cwd)
             try Rlimits.apply(process.rlimits ?? [])
             executable = try ExecutableLookup.find(process.args![0], env: process.env ?? [], cwd: process.cwd)
+            if let seccomp = plan.spec.linux?.seccomp, SeccompFilter.usesNotify(seccomp) {
+                // Loaded now, while create still runs: the parent passes the fd to the listener.
+                let fd = try SeccompFilter.load(seccomp)!
+                plan.sync.send("seccomp")
+                if cl_send_fd(plan.sync.fd, fd, "seccompFd") != 0 { throw RuntimeError.sys("send seccomp fd") }
+                close(fd)
+            }
         } catch {
             plan.sync.send("error:\(error)")
             _exit(1)
@@ -94,8 +101,9 @@ enum ContainerInit {
             fail("\(error)")
         }
         do {
+            let seccomp = plan.spec.linux?.seccomp.flatMap { SeccompFilter.usesNotify($0) ? nil : $0 }
             try becomeProcess(process, console: console, inUserNS: plan.newUserNS, preserveFDs: plan.preserveFDs,
-                              seccomp: plan.spec.linux?.seccomp)
+                              seccomp: seccomp)
         } catch {
             fail("\(error)")
         }

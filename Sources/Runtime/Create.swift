@@ -119,7 +119,7 @@ public struct Creator {
                 waitpid(mid, &st, 0)
             }
             childSync.close()
-            initPid = try Creator.handshake(parentSync, knownPid: directChild ? initPid : 0, spec: spec,
+            initPid = try Creator.handshake(parentSync, knownPid: directChild ? initPid : 0, spec: spec, id: opts.id, bundlePath: bundle.path,
                                             release: anyUserNS ? { try cgroup!.join($0) } : nil,
                                             hooks: { pid in
                 let state = HookRunner.state(spec, id: opts.id, status: .creating, pid: pid, bundle: bundle.path)
@@ -165,7 +165,7 @@ public struct Creator {
     /// Parent half of the handshake: learn the pid, write id maps, release the init, await ready.
     /// `release`: work that needs the pid before the init may go on (joining its cgroup).
     /// `hooks`: prestart and createRuntime, run when the init asks (mounts done, before pivot_root).
-    private static func handshake(_ sync: SyncSocket, knownPid: pid_t, spec: Spec,
+    private static func handshake(_ sync: SyncSocket, knownPid: pid_t, spec: Spec, id: String, bundlePath: String,
                                   release: ((pid_t) throws -> Void)?, hooks: (pid_t) throws -> Void) throws -> pid_t {
         var pid = knownPid
         func next() throws -> String {
@@ -173,12 +173,26 @@ public struct Creator {
             if msg.hasPrefix("error:") { throw RuntimeError("unable to start container process: " + msg.dropFirst(6)) }
             return msg
         }
-        var ready = false, pendingHooks = false
+        var ready = false, pendingHooks = false, pendingSeccompFD: Int32 = -1
+        defer { if pendingSeccompFD >= 0 { close(pendingSeccompFD) } }
+        // The notify fd follows a "seccomp" packet; it is passed on once the init's pid is known.
+        func receiveSeccompFD() throws {
+            pendingSeccompFD = cl_recv_fd(sync.fd)
+            if pendingSeccompFD < 0 { throw RuntimeError.sys("receive seccomp notify fd") }
+        }
+        func forwardSeccompFD() throws {
+            guard pendingSeccompFD >= 0, let seccomp = spec.linux?.seccomp else { return }
+            try SeccompFilter.sendToListener(seccomp, fd: pendingSeccompFD,
+                                             state: HookRunner.state(spec, id: id, status: .creating, pid: pid, bundle: bundlePath))
+            close(pendingSeccompFD)
+            pendingSeccompFD = -1
+        }
         // Through an intermediate the init's "ready" may overtake the intermediate's "pid:".
         while pid == 0 {
             let msg = try next()
             if msg == "ready" { ready = true; continue }
             if msg == "hooks" { pendingHooks = true; continue }
+            if msg == "seccomp" { try receiveSeccompFD(); continue }
             guard msg.hasPrefix("pid:"), let p = pid_t(msg.dropFirst(4)) else { throw RuntimeError("bad handshake: \(msg)") }
             pid = p
         }
@@ -200,11 +214,17 @@ public struct Creator {
             try hooks(pid)
             sync.send("resume:\(pid)")
         }
+        try forwardSeccompFD()
         while !ready {
             let msg = try next()
             if msg == "hooks" {
                 try hooks(pid)
                 sync.send("resume:\(pid)")
+                continue
+            }
+            if msg == "seccomp" {
+                try receiveSeccompFD()
+                try forwardSeccompFD()
                 continue
             }
             guard msg == "ready" else { throw RuntimeError("bad handshake: \(msg)") }

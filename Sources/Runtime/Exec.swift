@@ -70,15 +70,30 @@ public struct Executor {
         guard mid > 0 else { throw RuntimeError.sys("clone") }
         var st: Int32 = 0
         waitpid(mid, &st, 0)
-        // "pid:N", then nothing until exec closes the socket, or "error:…".
-        guard let first = parentSync.receive() else { throw RuntimeError("exec: process exited before it started") }
-        if first.hasPrefix("error:") { throw RuntimeError("exec failed: " + first.dropFirst(6)) }
-        guard first.hasPrefix("pid:"), let pid = pid_t(first.dropFirst(4)) else { throw RuntimeError("bad exec handshake: \(first)") }
-        if let msg = parentSync.receive(), msg.hasPrefix("error:") {
-            var status: Int32 = 0
-            waitpid(pid, &status, 0)
-            throw RuntimeError("exec failed: " + msg.dropFirst(6))
+        // "pid:N" from the intermediate, maybe "seccomp" + its notify fd from the process, then
+        // EOF once exec closed the socket, or "error:…". Either of the first two may come first.
+        var pid: pid_t = 0, seccompFD: Int32 = -1
+        defer { if seccompFD >= 0 { close(seccompFD) } }
+        while let msg = parentSync.receive() {
+            if msg.hasPrefix("error:") {
+                if pid > 0 { var status: Int32 = 0; waitpid(pid, &status, 0) }
+                throw RuntimeError("exec failed: " + msg.dropFirst(6))
+            } else if msg.hasPrefix("pid:"), let p = pid_t(msg.dropFirst(4)) {
+                pid = p
+            } else if msg == "seccomp" {
+                seccompFD = cl_recv_fd(parentSync.fd)
+                if seccompFD < 0 { throw RuntimeError.sys("receive seccomp notify fd") }
+            } else {
+                throw RuntimeError("bad exec handshake: \(msg)")
+            }
+            if pid > 0 && seccompFD >= 0, let seccomp = record.config.linux?.seccomp {
+                try SeccompFilter.sendToListener(seccomp, fd: seccompFD, state: HookRunner.state(
+                    record.config, id: record.id, status: .running, pid: pid, bundle: record.bundle))
+                close(seccompFD)
+                seccompFD = -1
+            }
         }
+        guard pid > 0 else { throw RuntimeError("exec: process exited before it started") }
         let master = consoleListener >= 0 ? cl_recv_fd(consoleListener) : -1
         if consoleListener >= 0 { close(consoleListener) }
         if let pidFile = opts.pidFile { try Files.writeAtomically(Files.absolute(pidFile), Array(String(pid).utf8)) }
@@ -116,7 +131,16 @@ public struct Executor {
                 console = try Console.allocate(socketFD: consoleFD, size: process.consoleSize, owner: process.user.uid, bindConsole: false)
                 close(consoleFD)
             }
-            try ContainerInit.becomeProcess(process, console: console, inUserNS: inUserNS, preserveFDs: preserveFDs, seccomp: seccomp)
+            var filter = seccomp
+            if let s = seccomp, SeccompFilter.usesNotify(s) {
+                // The listener needs this process's own notify fd before it may run.
+                let fd = try SeccompFilter.load(s)!
+                sync.send("seccomp")
+                if cl_send_fd(sync.fd, fd, "seccompFd") != 0 { throw RuntimeError.sys("send seccomp fd") }
+                close(fd)
+                filter = nil
+            }
+            try ContainerInit.becomeProcess(process, console: console, inUserNS: inUserNS, preserveFDs: preserveFDs, seccomp: filter)
         } catch {
             sync.send("error:\(error)")
             _exit(1)

@@ -23,7 +23,7 @@ public enum Features {
     struct SeccompFeatures: Encodable {
         let enabled = true
         let actions = ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD",
-                       "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"]
+                       "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"]
         let operators = SeccompFilter.ops.keys.sorted()
         let archs: [String]
         let knownFlags = SeccompFilter.flags.keys.sorted()

@@ -25,7 +25,7 @@ enum SeccompFilter {
         case "SCMP_ACT_TRACE": return 0x7ff0_0000 | ((ret ?? UInt32(EPERM)) & 0xffff)
         case "SCMP_ACT_LOG": return 0x7ffc_0000
         case "SCMP_ACT_ALLOW": return 0x7fff_0000
-        case "SCMP_ACT_NOTIFY": return 0x7fc0_0000
+        case "SCMP_ACT_NOTIFY": return 0x7fc0_0000  // SCMP_ACT_NOTIFY
         default: throw RuntimeError("config.json: linux.seccomp: unknown action \"\(name)\"")
         }
     }
@@ -45,8 +45,14 @@ enum SeccompFilter {
         for f in s.flags ?? [] where flags[f] == nil && f != "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" {
             throw RuntimeError("config.json: linux.seccomp: unsupported flag \"\(f)\"")
         }
-        let notify = ([s.defaultAction] + (s.syscalls ?? []).map(\.action)).contains("SCMP_ACT_NOTIFY")
-        if notify { throw RuntimeError("config.json: linux.seccomp: SCMP_ACT_NOTIFY (listenerPath) is not supported yet") }
+        if usesNotify(s) {
+            guard let path = s.listenerPath, path.hasPrefix("/") else {
+                throw RuntimeError("config.json: linux.seccomp: SCMP_ACT_NOTIFY needs an absolute listenerPath")
+            }
+            if s.defaultAction == "SCMP_ACT_NOTIFY" {
+                throw RuntimeError("config.json: linux.seccomp: SCMP_ACT_NOTIFY cannot be the default action")
+            }
+        }
         for (i, rule) in (s.syscalls ?? []).enumerated() {
             _ = try action(rule.action, errno: rule.errnoRet)
             for arg in rule.args ?? [] where ops[arg.op] == nil || arg.index > 5 {
@@ -55,8 +61,15 @@ enum SeccompFilter {
         }
     }
 
-    /// Builds and loads the filter into this process.
-    static func load(_ s: Seccomp) throws {
+    /// A filter with notify rules is loaded during create (its listener must hold the fd before
+    /// the process can make a notified call), others right before exec.
+    static func usesNotify(_ s: Seccomp) -> Bool {
+        (s.syscalls ?? []).contains { $0.action == "SCMP_ACT_NOTIFY" }
+    }
+
+    /// Builds and loads the filter into this process; returns the notify fd when it has notify rules.
+    @discardableResult
+    static func load(_ s: Seccomp) throws -> Int32? {
         let defaultAction = try action(s.defaultAction, errno: s.defaultErrnoRet)
         guard let ctx = seccomp_init(defaultAction) else { throw RuntimeError("seccomp_init failed") }
         defer { seccomp_release(ctx) }
@@ -87,5 +100,28 @@ enum SeccompFilter {
         }
         let r = seccomp_load(ctx)
         if r < 0 { throw RuntimeError.sys("seccomp: load filter", -r) }
+        guard usesNotify(s) else { return nil }
+        let fd = seccomp_notify_fd(ctx)
+        if fd < 0 { throw RuntimeError.sys("seccomp: notify fd", -fd) }
+        return fd
+    }
+
+    /// Hands the notify fd to `listenerPath` with the container's state, in runc's message
+    /// shape: {"ociVersion","fds":["seccompFd"],"pid","metadata","state":{…}} plus SCM_RIGHTS.
+    static func sendToListener(_ s: Seccomp, fd: Int32, state: HookState) throws {
+        let sock = try ConsoleSocket.connect(s.listenerPath!)
+        defer { close(sock) }
+        let message = ListenerMessage(ociVersion: state.ociVersion, fds: ["seccompFd"], pid: state.pid ?? 0,
+                                      metadata: s.listenerMetadata ?? "", state: state)
+        let json = String(decoding: try JSON.encode(message), as: UTF8.self)
+        if cl_send_fd(sock, fd, json) != 0 { throw RuntimeError.sys("send seccomp fd to \(s.listenerPath!)") }
+    }
+
+    struct ListenerMessage: Encodable {
+        let ociVersion: String
+        let fds: [String]
+        let pid: Int32
+        let metadata: String
+        let state: HookState
     }
 }

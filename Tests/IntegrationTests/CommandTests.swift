@@ -120,7 +120,10 @@ import Testing
         #expect((linux?["capabilities"] as? [String])?.contains("CAP_SYS_ADMIN") == true)
         let seccomp = linux?["seccomp"] as? [String: Any]
         #expect(seccomp?["enabled"] as? Bool == true)
-        // NOTIFY is not implemented yet, so it must not be advertised.
-        #expect((seccomp?["actions"] as? [String])?.contains("SCMP_ACT_NOTIFY") == false)
+        #expect((seccomp?["actions"] as? [String])?.contains("SCMP_ACT_NOTIFY") == true)
+        #expect((seccomp?["operators"] as? [String])?.count == 7)
+        // Only what works is listed: no systemd cgroup driver, no AppArmor or SELinux.
+        #expect((linux?["cgroup"] as? [String: Bool])?["systemd"] == false)
+        #expect((linux?["apparmor"] as? [String: Bool])?["enabled"] == false)
     }
 }

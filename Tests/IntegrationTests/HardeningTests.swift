@@ -38,4 +38,20 @@ import Testing
         let runtime = try Data(contentsOf: URL(fileURLWithPath: rt.binary))
         #expect(runtime.suffix(2) != Data("x\n".utf8))
     }
+
+    /// CVE-2024-21626: process.cwd pointing at an fd the runtime leaked (a host directory) would
+    /// start the process outside the rootfs. No runtime fd may be a directory at that moment.
+    @Test("process.cwd through /proc/self/fd never lands on the host", arguments: RuntimeUnderTest.all)
+    func cwdThroughLeakedFD(_ rt: RuntimeUnderTest) throws {
+        for n in 3...9 {
+            let b = try TestBundle(rt) {
+                shell("pwd; ls")(&$0)
+                $0.process!.cwd = "/proc/self/fd/\(n)"
+            }
+            defer { b.cleanup() }
+            let r = try b.run()
+            #expect(r.code != 0, "cwd /proc/self/fd/\(n) started a process: \(r.stdout)")
+            #expect(r.stdout.isEmpty)
+        }
+    }
 }

@@ -146,3 +146,22 @@ final class TestBundle: @unchecked Sendable {
 func shell(_ script: String) -> (inout Spec) -> Void {
     { $0.process!.args = ["sh", "-c", script] }
 }
+
+/// Runs blocking work on its own thread: a test that then blocks too (accept, poll) must not
+/// starve Swift's small cooperative pool, which would never start a Task.
+final class BackgroundRun<T: Sendable>: @unchecked Sendable {
+    private var result: Result<T, Error>?
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ body: @escaping @Sendable () throws -> T) {
+        Thread.detachNewThread { [self] in
+            result = Result { try body() }
+            done.signal()
+        }
+    }
+
+    func value() throws -> T {
+        done.wait()
+        return try result!.get()
+    }
+}

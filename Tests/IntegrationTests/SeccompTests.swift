@@ -1,3 +1,4 @@
+import CLinux
 import Foundation
 import OCI
 import Testing
@@ -47,5 +48,42 @@ import Testing
         #expect(r.code != 0)
         #expect(r.stderr.contains("SCMP_ACT_EXPLODE"))
         #expect(try b.state() == nil)
+    }
+}
+
+/// SCMP_ACT_NOTIFY with listenerPath: a small listener in the test receives the notify fd with
+/// the container's state and answers the container's mkdir itself.
+@Suite("seccomp notify") struct SeccompNotifyTests {
+    @Test("the listener receives the fd and answers a syscall", arguments: RuntimeUnderTest.all)
+    func notify(_ rt: RuntimeUnderTest) throws {
+        let b = try TestBundle(rt, shell("mkdir /tmp/made; echo mkdir=$?; ls /tmp"))
+        defer { b.cleanup() }
+        let path = b.dir + "/listener.sock"
+        let seccomp = #"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"\#(path)","listenerMetadata":"meta-1","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_NOTIFY"}]}"#
+        b.spec.linux!.seccomp = try JSONDecoder().decode(Seccomp.self, from: Data(seccomp.utf8))
+        try b.writeConfig()
+        let listener = try ConsoleTests().listenSocket(path)
+        defer { close(listener) }
+        let run = BackgroundRun { try b.run() }
+        var p = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+        try #require(poll(&p, 1, 10_000) == 1, "the runtime never connected to the listener")
+        let conn = accept(listener, nil, nil)
+        defer { close(conn) }
+        var payload = [CChar](repeating: 0, count: 8192)
+        let notifyFD = cl_recv_fd_payload(conn, &payload, payload.count)
+        try #require(notifyFD >= 0)
+        defer { close(notifyFD) }
+        let message = try JSONSerialization.jsonObject(with: Data(String(decoding: payload.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self).utf8)) as? [String: Any]
+        #expect(message?["fds"] as? [String] == ["seccompFd"])
+        #expect(message?["metadata"] as? String == "meta-1")
+        #expect((message?["state"] as? [String: Any])?["id"] as? String == b.id)
+        var n = pollfd(fd: notifyFD, events: Int16(POLLIN), revents: 0)
+        try #require(poll(&n, 1, 10_000) == 1, "no notification arrived")
+        let nr = cl_seccomp_answer_one(notifyFD, EROFS)
+        #expect(nr == 83 || nr == 258)  // mkdir or mkdirat on x86_64
+        let r = try run.value()
+        #expect(r.code == 0, "\(r.stderr)")
+        #expect(r.stdout == "mkdir=1\n")
+        #expect(r.stderr.contains("Read-only file system"))
     }
 }

@@ -43,6 +43,10 @@ int cl_setgroups(size_t n, const gid_t *list);
 int cl_send_fd(int sock, int fd, const char *name);
 /// Receive one fd sent with cl_send_fd; -1 on error.
 int cl_recv_fd(int sock);
+/// The same, keeping the payload (NUL-terminated) in `buf`.
+int cl_recv_fd_payload(int sock, char *buf, size_t len);
+/// Answers one seccomp user notification with a positive errno; returns the syscall number or -1.
+int cl_seccomp_answer_one(int fd, int error);
 int cl_mkfifo(const char *path, mode_t mode);
 int cl_pipe2(int fds[2], int flags);
 int cl_ptsname(int fd, char *buf, size_t len);
