@@ -57,6 +57,16 @@ public enum Files {
         if rename(tmp, path) != 0 { let e = errno; unlink(tmp); throw RuntimeError.sys("rename \(path)", e) }
     }
 
+    /// mkdir -p: the leaf first, parents only when missing.
+    static func makeDirectories(_ path: String, mode: mode_t) throws {
+        if mkdir(path, mode) == 0 || errno == EEXIST { return }
+        guard errno == ENOENT, let slash = path.lastIndex(of: "/"), slash != path.startIndex else {
+            throw RuntimeError.sys("mkdir \(path)")
+        }
+        try makeDirectories(String(path[..<slash]), mode: 0o755)
+        try makeDirectories(path, mode: mode)
+    }
+
     static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
     static func isDirectory(_ path: String) -> Bool {

@@ -112,7 +112,7 @@ struct Rootfs {
         }
         for path in spec.linux?.readonlyPaths ?? [] { try makeReadonly(path) }
         for path in spec.linux?.maskedPaths ?? [] { try mask(path) }
-        _ = makeDirectories(cwd)
+        try? Files.makeDirectories(cwd, mode: 0o755)
         if spec.root?.readonly == true {
             let flags = UInt(MS_BIND | MS_REMOUNT | MS_RDONLY) | lockedFlags("/")
             try check("remount root read-only") { Glibc.mount(nil, "/", nil, flags, nil) }
@@ -136,15 +136,6 @@ struct Rootfs {
         } else {
             try check("mask \(path)") { Glibc.mount("/dev/null", path, nil, UInt(MS_BIND), nil) }
         }
-    }
-
-    private func makeDirectories(_ path: String) -> Bool {
-        var prefix = ""
-        for part in path.split(separator: "/") {
-            prefix += "/" + part
-            if mkdir(prefix, 0o755) != 0 && errno != EEXIST { return false }
-        }
-        return true
     }
 
     /// Flags a user namespace locks on a mount: a remount must repeat them or fail with EPERM.

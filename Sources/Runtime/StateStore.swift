@@ -42,7 +42,7 @@ public struct StateStore: Sendable {
     /// Creates the container's directory; fails if the id is taken.
     func claim(_ id: String) throws {
         try StateStore.validate(id: id)
-        if mkdir(root, 0o711) != 0 && errno != EEXIST { throw RuntimeError.sys("mkdir \(root)") }
+        try Files.makeDirectories(root, mode: 0o711)
         if mkdir(directory(id), 0o711) != 0 {
             if errno == EEXIST { throw RuntimeError("container with id exists: \(id)") }
             throw RuntimeError.sys("mkdir \(directory(id))")

@@ -126,4 +126,13 @@ import Testing
         #expect((linux?["cgroup"] as? [String: Bool])?["systemd"] == false)
         #expect((linux?["apparmor"] as? [String: Bool])?["enabled"] == false)
     }
+
+    /// containerd passes a --root whose parents may not exist yet (/run/containerd/runc/default).
+    @Test("--root is created with its parents", arguments: RuntimeUnderTest.all)
+    func nestedRoot(_ rt: RuntimeUnderTest) throws {
+        let b = try TestBundle(rt, shell("true"))
+        defer { b.cleanup(); try? FileManager.default.removeItem(atPath: b.stateRoot + "-nested") }
+        let r = try execute(rt.binary, ["--root", b.stateRoot + "-nested/a/b", "run", b.id], cwd: b.dir)
+        #expect(r.code == 0, "\(r.stderr)")
+    }
 }
