@@ -33,7 +33,6 @@ struct InitPlan {
 enum ContainerInit {
     static func run(_ plan: InitPlan) -> Never {
         let process = plan.spec.process!
-        var console: Console?
         var executable = ""
         do {
             // Die with srunc if it dies mid-create; not when the parent is the short-lived intermediate.
@@ -73,7 +72,10 @@ enum ContainerInit {
             }
             try rootfs.pivot(noPivot: plan.noPivot)
             if plan.consoleFD >= 0 {
-                console = try Console.allocate(socketFD: plan.consoleFD, size: process.consoleSize, owner: process.user.uid, bindConsole: true)
+                // The slave replaces the caller's stdio now, as in runc: a caller that reads our
+                // stdout to EOF (go-runc does) must not wait for the container to start.
+                try Console.allocate(socketFD: plan.consoleFD, size: process.consoleSize, owner: process.user.uid, bindConsole: true)
+                    .attachAsStdio()
                 close(plan.consoleFD)
             }
             try rootfs.finish(cwd: process.cwd)
@@ -102,7 +104,7 @@ enum ContainerInit {
         }
         do {
             let seccomp = plan.spec.linux?.seccomp.flatMap { SeccompFilter.usesNotify($0) ? nil : $0 }
-            try becomeProcess(process, console: console, inUserNS: plan.newUserNS, preserveFDs: plan.preserveFDs,
+            try becomeProcess(process, console: nil, inUserNS: plan.newUserNS, preserveFDs: plan.preserveFDs,
                               seccomp: seccomp)
         } catch {
             fail("\(error)")

@@ -31,28 +31,45 @@ struct Outcome {
 }
 
 /// Runs a program to completion, capturing its output in files: a created container keeps
-/// the stdio it inherited, so pipes would never reach EOF. stdin is /dev/null.
+/// the stdio it inherited, so pipes would never reach EOF. stdin is /dev/null; `env` is added
+/// to the test runner's environment.
 @discardableResult
-func execute(_ path: String, _ args: [String], cwd: String? = nil) throws -> Outcome {
+func execute(_ path: String, _ args: [String], cwd: String? = nil, env: [String: String] = [:]) throws -> Outcome {
     let base = NSTemporaryDirectory() + "srunc-out-\(UUID().uuidString)"
-    FileManager.default.createFile(atPath: base + ".out", contents: nil)
-    FileManager.default.createFile(atPath: base + ".err", contents: nil)
     defer {
         try? FileManager.default.removeItem(atPath: base + ".out")
         try? FileManager.default.removeItem(atPath: base + ".err")
     }
-    let out = open(base + ".out", O_WRONLY | O_CLOEXEC), err = open(base + ".err", O_WRONLY | O_CLOEXEC)
+    let pid = try spawn(path, args, cwd: cwd, env: env, stdout: base + ".out", stderr: base + ".err")
+    let code = waitForExit(pid)
+    return Outcome(stdout: (try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? "",
+                   stderr: (try? String(contentsOfFile: base + ".err", encoding: .utf8)) ?? "", code: code)
+}
+
+/// Starts a program with stdout and stderr appended to files, without waiting: for daemons
+/// the test owns (containerd) and must end by pid.
+func spawn(_ path: String, _ args: [String], cwd: String? = nil, env: [String: String] = [:],
+           stdout: String, stderr: String) throws -> pid_t {
+    let out = open(stdout, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+    let err = open(stderr, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
     defer { close(out); close(err) }
+    var environment = ProcessInfo.processInfo.environment
+    environment.merge(env) { $1 }
+    var envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
     var argv: [UnsafeMutablePointer<CChar>?] = ([path] + args).map { strdup($0) } + [nil]
-    defer { argv.forEach { free($0) } }
-    let pid = cl_spawn(path, &argv, cwd, out, err)
+    defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
+    let pid = cl_spawn_env(path, &argv, &envp, cwd, -1, out, err)
     guard pid > 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+    return pid
+}
+
+/// Reaps a child; its exit code, or 128+signal as a shell reports it.
+@discardableResult
+func waitForExit(_ pid: pid_t) -> Int32 {
     var status: Int32 = 0
     while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     let signaled = (status & 0x7f) != 0
-    let code = signaled ? 128 + (status & 0x7f) : (status >> 8) & 0xff
-    return Outcome(stdout: (try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? "",
-                   stderr: (try? String(contentsOfFile: base + ".err", encoding: .utf8)) ?? "", code: code)
+    return signaled ? 128 + (status & 0x7f) : (status >> 8) & 0xff
 }
 
 /// The busybox rootfs, built by spec-fixtures/build-rootfs.sh at a fixed path the first time a

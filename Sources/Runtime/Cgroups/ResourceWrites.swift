@@ -54,7 +54,8 @@ public enum ResourceWrites {
             if let v = n.classID { add("net_cls", "net_cls.classid", String(v)) }
             for p in n.priorities ?? [] { add("net_prio", "net_prio.ifpriomap", "\(p.name) \(p.priority)") }
         }
-        for d in r.devices ?? [] {
+        let devices = r.devices ?? []
+        for d in devices + (devices.isEmpty ? [] : alwaysAllowedDevices) {
             let major = d.major.map(String.init) ?? "*", minor = d.minor.map(String.init) ?? "*"
             let type = d.type ?? "a"
             let rule = type == "a" && d.major == nil && d.minor == nil ? "a" : "\(type) \(major):\(minor) \(d.access ?? "rwm")"
@@ -62,6 +63,15 @@ public enum ResourceWrites {
         }
         return w
     }
+
+    /// Appended after a container's own device rules, as runc does: mknod of any node (so /dev
+    /// can be populated under a deny-all list, which podman sends) and use of the default nodes,
+    /// /dev/console, /dev/ptmx, the container's ptys and /dev/net/tun.
+    static let alwaysAllowedDevices: [DeviceRule] = [
+        DeviceRule(allow: true, type: "c", access: "m"), DeviceRule(allow: true, type: "b", access: "m"),
+    ] + [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2), (10, 200)].map {
+        DeviceRule(allow: true, type: "c", major: $0.0, minor: $0.1, access: "rwm")
+    } + [DeviceRule(allow: true, type: "c", major: 136, access: "rwm")]
 
     /// cpu.shares (2..262144) mapped onto cpu.weight (1..10000), the conversion runc and crun use.
     public static func weight(fromShares s: UInt64) -> UInt64 {
