@@ -112,7 +112,9 @@ struct Rootfs {
         }
         for path in spec.linux?.readonlyPaths ?? [] { try makeReadonly(path) }
         for path in spec.linux?.maskedPaths ?? [] { try mask(path) }
-        try? Files.makeDirectories(cwd, mode: 0o755)
+        // Created now, so a cwd that cannot be (a file on the way, as runc reports) fails create.
+        try Files.makeDirectories(cwd, mode: 0o755)
+        guard Files.isDirectory(cwd) else { throw RuntimeError("process.cwd \(cwd): not a directory") }
         if spec.root?.readonly == true {
             let flags = UInt(MS_BIND | MS_REMOUNT | MS_RDONLY) | lockedFlags("/")
             try check("remount root read-only") { Glibc.mount(nil, "/", nil, flags, nil) }

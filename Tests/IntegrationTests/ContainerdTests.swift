@@ -28,6 +28,23 @@ struct ContainerdTests {
     }
 
     @Test(arguments: RuntimeUnderTest.all)
+    func createFailuresReachCtrFromTheLog(_ runtime: RuntimeUnderTest) throws {
+        let ctd = try ContainerdInstance(runtime)
+        defer { ctd.stop() }
+        // The shim reads the runtime's last error line from its --log JSON file.
+        let missing = try ctd.run("missing", ["--rm"], ["no-such-program"])
+        #expect(missing.code != 0)
+        #expect(missing.stderr.contains("OCI runtime create failed"))
+        #expect(missing.stderr.contains("exec: \"no-such-program\": executable file not found in $PATH"), "\(missing.stderr)")
+        let badCwd = try ctd.run("badcwd", ["--rm", "--cwd", "/etc/passwd"], ["true"])
+        #expect(badCwd.code != 0)
+        #expect(badCwd.stderr.lowercased().contains("not a directory"), "\(badCwd.stderr)")
+        #expect(try ctd.ctr(["task", "ls", "-q"]).stdout.isEmpty)
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: ctd.dir + "/runc/default")) ?? [] == [],
+                "no runtime state left")
+    }
+
+    @Test(arguments: RuntimeUnderTest.all)
     func terminalSession(_ runtime: RuntimeUnderTest) throws {
         let ctd = try ContainerdInstance(runtime)
         defer { ctd.stop() }
@@ -64,7 +81,7 @@ struct ContainerdTests {
         #expect(try ctd.ctr(["task", "resume", id]).code == 0)
         #expect(try ctd.ctr(["task", "ls"]).stdout.contains("RUNNING"))
 
-        #expect(try ctd.ctr(["task", "kill", "--signal", "SIGKILL", id]).code == 0)
+        #expect(try ctd.ctr(["task", "kill", "--all", "--signal", "SIGKILL", id]).code == 0)
         var stopped = false
         for _ in 0..<200 where !stopped {
             stopped = try ctd.ctr(["task", "ls"]).stdout.contains("STOPPED")

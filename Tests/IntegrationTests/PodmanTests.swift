@@ -97,6 +97,20 @@ struct PodmanTests {
     }
 
     @Test(arguments: RuntimeUnderTest.all)
+    func failuresMapToPodmansExitCodes(_ runtime: RuntimeUnderTest) throws {
+        let pm = try PodmanInstance(runtime)
+        defer { pm.stop() }
+        // podman turns the runtime's error text into 127 (not found) and 126 (not executable).
+        let missing = try pm.run(["--rm"], ["no-such-program"])
+        #expect(missing.code == 127)
+        #expect(missing.stderr.contains("exec: \"no-such-program\": executable file not found in $PATH"), "\(missing.stderr)")
+        let notExecutable = try pm.run(["--rm"], ["/etc/passwd"])
+        #expect(notExecutable.code == 126)
+        #expect(notExecutable.stderr.contains("permission denied"), "\(notExecutable.stderr)")
+        #expect(try pm.podman(["ps", "--all", "--quiet"]).stdout.isEmpty)
+    }
+
+    @Test(arguments: RuntimeUnderTest.all)
     func killAndWait(_ runtime: RuntimeUnderTest) throws {
         let pm = try PodmanInstance(runtime)
         defer { pm.stop() }
