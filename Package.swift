@@ -1,6 +1,10 @@
 // swift-tools-version:6.1
 import PackageDescription
 
+/// Every logged byte passes through these: unoptimized they run 10x slower, so the debug builds
+/// the tests use would measure a different shim.
+let alwaysOptimized: [SwiftSetting] = [.unsafeFlags(["-O"])]
+
 /// srunc: an OCI runtime (srunc), its per-container shim (sshim) and supervisor (scontainerd).
 /// Executables are thin; the logic lives in the library targets.
 let package = Package(
@@ -8,21 +12,30 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "srunc", targets: ["srunc"]),
+        .executable(name: "sshim", targets: ["sshim"]),
     ],
     targets: [
         // The few syscalls and macros Swift cannot import (clone, setns, variadic prctl/ioctl, cmsg).
         .target(name: "CLinux", linkerSettings: [.linkedLibrary("cap"), .linkedLibrary("seccomp")]),
         // Codable types of the OCI runtime spec. Pure data.
         .target(name: "OCI"),
+        // What crosses process boundaries as text, without Foundation: JSON values, base64, RFC 3339 times.
+        .target(name: "Wire", swiftSettings: alwaysOptimized),
         // The libcontainer of srunc: state store, lifecycle, rootfs, namespaces, capabilities.
-        .target(name: "Runtime", dependencies: ["CLinux", "OCI"]),
+        .target(name: "Runtime", dependencies: ["CLinux", "OCI", "Wire"]),
+        // The per-container shim: stdio, logs, exit status and a control socket, on one epoll loop.
+        .target(name: "Shim", dependencies: ["CLinux", "Wire"], swiftSettings: alwaysOptimized),
+        .executableTarget(
+            name: "sshim", dependencies: ["Shim"],
+            // Static and Foundation-free: one runs per container, so its memory is paid many times.
+            linkerSettings: [.unsafeFlags(["-static-executable"])]),
         // srunc's command line: runc's flags, verbs and output shapes over Runtime.
         .target(name: "SruncCLI", dependencies: ["Runtime", "OCI"]),
         .executableTarget(
             name: "srunc", dependencies: ["SruncCLI"],
             // Fully static: starts in ~1 ms and runs under containerd/podman with a clean environment.
             linkerSettings: [.unsafeFlags(["-static-executable", "-Xlinker", "-l_FoundationCollections", "-Xlinker", "-l_FoundationCShims", "-Xlinker", "-lswiftSynchronization"])]),
-        .testTarget(name: "OCITests", dependencies: ["OCI", "Runtime", "SruncCLI"]),
+        .testTarget(name: "OCITests", dependencies: ["OCI", "Runtime", "SruncCLI", "Wire", "Shim"]),
         .testTarget(name: "IntegrationTests", dependencies: ["OCI", "CLinux"]),
     ]
 )

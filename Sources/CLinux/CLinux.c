@@ -183,3 +183,7 @@ pid_t cl_spawn_env(const char *path, char *const argv[], char *const envp[], con
 long cl_join_session_keyring(const char *name) {
     return syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, name, 0, 0, 0);
 }
+
+int cl_accept4(int fd, int flags) {
+    return accept4(fd, NULL, NULL, flags);
+}

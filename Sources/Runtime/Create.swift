@@ -1,6 +1,7 @@
 @preconcurrency import Glibc
 import CLinux
 import OCI
+import Wire
 
 /// Options of `srunc create` (and the create half of `run`).
 public struct CreateOptions: Sendable {

@@ -1,4 +1,5 @@
 @preconcurrency import Glibc
+import Wire
 
 /// runc-compatible error logging: the message always goes to stderr, and with --log also to
 /// that file, as a JSON line {"level","msg","time"} (what go-runc parses) or logfmt text.

@@ -1,5 +1,6 @@
 import Foundation
 import OCI
+import Wire
 @testable import Runtime
 @testable import SruncCLI
 import Testing

@@ -10,6 +10,7 @@
 #include <sys/prctl.h>
 #include <sys/vfs.h>
 #include <sys/signalfd.h>
+#include <sys/epoll.h>
 
 // Namespace and clone flags (hidden from Swift behind _GNU_SOURCE in <sched.h>).
 #define CL_NEWNS 0x00020000
@@ -74,5 +75,8 @@ pid_t cl_spawn_env(const char *path, char *const argv[], char *const envp[], con
 
 /// A fresh session keyring for the container, as runc gives each one (unless --no-new-keyring).
 long cl_join_session_keyring(const char *name);
+
+/// accept4 (a GNU extension Swift cannot see): the new socket with flags such as SOCK_CLOEXEC.
+int cl_accept4(int fd, int flags);
 
 #endif

@@ -1,15 +1,15 @@
 @preconcurrency import Glibc
 
 /// RFC 3339 timestamps with nanoseconds in UTC, as runc writes `created` and its log lines.
-enum Timestamp {
-    static func now() -> String {
+public enum Timestamp {
+    public static func now() -> String {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         return format(seconds: Int64(ts.tv_sec), nanoseconds: Int64(ts.tv_nsec))
     }
 
     /// Civil UTC date from the Unix epoch by arithmetic alone (gmtime would read /etc/localtime).
-    static func format(seconds: Int64, nanoseconds: Int64) -> String {
+    public static func format(seconds: Int64, nanoseconds: Int64) -> String {
         let days = seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400
         let secs = seconds - days * 86400
         // Days to year/month/day in the proleptic Gregorian calendar, counted in 400-year eras.

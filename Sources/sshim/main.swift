@@ -1,0 +1,3 @@
+import Shim
+
+ShimMain.main(Array(CommandLine.arguments.dropFirst()))

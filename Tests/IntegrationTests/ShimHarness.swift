@@ -1,0 +1,162 @@
+import CLinux
+import Foundation
+import OCI
+import Testing
+
+/// sshim as built by this package.
+enum ShimBinary {
+    static let path = ProcessInfo.processInfo.environment["SSHIM_BIN"] ?? RuntimeUnderTest.packageRoot + "/.build/debug/sshim"
+}
+
+/// One container under sshim: a TestBundle, the shim's state dir and log beside it, and the
+/// shim's pid (found through its control socket's peer credentials).
+final class ShimInstance: @unchecked Sendable {
+    let bundle: TestBundle
+    let stateDir: String
+    let logPath: String
+    var containerPid: pid_t = 0
+
+    init(_ runtime: RuntimeUnderTest, _ tweak: (inout Spec) -> Void = { _ in }) throws {
+        bundle = try TestBundle(runtime) { spec in
+            spec.process!.terminal = false
+            tweak(&spec)
+        }
+        stateDir = bundle.dir + "-shim"
+        logPath = bundle.dir + "-shim.log"
+    }
+
+    var runtime: RuntimeUnderTest { bundle.runtime }
+
+    /// The shim's command line for this container.
+    func arguments(_ extra: [String] = []) -> [String] {
+        ["--id", bundle.id, "--bundle", bundle.dir, "--state-dir", stateDir, "--log", logPath,
+         "--runtime", runtime.binary, "--runtime-root", bundle.stateRoot] + extra
+    }
+
+    /// Starts the shim and returns what its starter saw: the pid on stdout, or the error.
+    @discardableResult
+    func start(_ extra: [String] = []) throws -> Outcome {
+        let r = try executeClient(ShimBinary.path, arguments(extra), seconds: 30)
+        if r.code == 0 { containerPid = pid_t(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0 }
+        return r
+    }
+
+    func connect() throws -> ShimClient { try ShimClient(path: stateDir + "/control.sock") }
+
+    /// The log file's records, in order.
+    func records() throws -> [[String: Any]] {
+        let text = try String(contentsOfFile: logPath, encoding: .utf8)
+        return try text.split(separator: "\n").map {
+            try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+        }
+    }
+
+    /// Asks the shim to force-delete and exit; then removes whatever is left. The shim must
+    /// have gone, with its state directory.
+    func cleanup() {
+        if let client = try? connect() {
+            _ = try? client.call("shutdown", ["force": true])
+        }
+        var gone = false
+        for _ in 0..<200 where !gone {
+            gone = !FileManager.default.fileExists(atPath: stateDir)
+            if !gone { usleep(10_000) }
+        }
+        #expect(gone, "the shim removed its state directory")
+        if containerPid > 0 { #expect(kill(containerPid, 0) != 0 || processIsZombie(containerPid), "container process gone") }
+        HostCleanup.killAll(mentioning: stateDir)
+        try? FileManager.default.removeItem(atPath: stateDir)
+        for suffix in ["", ".1", ".2", ".3"] { try? FileManager.default.removeItem(atPath: logPath + suffix) }
+        bundle.cleanup()
+    }
+}
+
+
+func processIsZombie(_ pid: pid_t) -> Bool {
+    let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+    return stat.split(separator: ")").last?.trimmingCharacters(in: .whitespaces).hasPrefix("Z") ?? true
+}
+
+/// A client of a shim's control socket: JSON lines out, JSON lines in, every read bounded
+/// by a deadline so a silent shim fails the test instead of hanging it.
+final class ShimClient {
+    let fd: Int32
+    private var buffer: [UInt8] = []
+    private var nextID = 1
+
+    init(path: String) throws {
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            let bytes = Array(path.utf8)
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let ok = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        if ok != 0 { close(fd); throw ClientError("connect \(path): \(String(cString: strerror(errno)))") }
+    }
+
+    deinit { close(fd) }
+
+    func sendLine(_ text: String) {
+        let bytes = Array((text + "\n").utf8)
+        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// Sends a request; returns its id.
+    @discardableResult
+    func request(_ method: String, _ params: [String: Any] = [:]) throws -> Int {
+        let id = nextID
+        nextID += 1
+        let data = try JSONSerialization.data(withJSONObject: ["id": id, "method": method, "params": params])
+        sendLine(String(decoding: data, as: UTF8.self))
+        return id
+    }
+
+    /// The next line as JSON, waiting at most `seconds`.
+    func readMessage(seconds: Double = 20) throws -> [String: Any] {
+        let deadline = Date().addingTimeInterval(seconds)
+        while true {
+            if let nl = buffer.firstIndex(of: 0x0a) {
+                let line = Data(buffer[..<nl])
+                buffer.removeSubrange(...nl)
+                return try JSONSerialization.jsonObject(with: line) as! [String: Any]
+            }
+            let left = deadline.timeIntervalSinceNow
+            guard left > 0 else { throw ClientError("no reply from the shim within \(seconds) s") }
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&p, 1, Int32(left * 1000)) > 0 else { continue }
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let n = recv(fd, &chunk, chunk.count, 0)
+            guard n > 0 else { throw ClientError("the shim closed the connection") }
+            buffer.append(contentsOf: chunk[0..<n])
+        }
+    }
+
+    /// Reads until the reply to `id`, collecting the events before it.
+    func reply(to id: Int, seconds: Double = 20) throws -> (reply: [String: Any], events: [[String: Any]]) {
+        var events: [[String: Any]] = []
+        while true {
+            let message = try readMessage(seconds: seconds)
+            if (message["id"] as? Int) == id { return (message, events) }
+            events.append(message)
+        }
+    }
+
+    /// A request and its result; a shim error becomes a thrown error.
+    @discardableResult
+    func call(_ method: String, _ params: [String: Any] = [:], seconds: Double = 20) throws -> [String: Any] {
+        let (reply, _) = try reply(to: try request(method, params), seconds: seconds)
+        if let error = reply["error"] as? [String: Any] { throw ClientError("\(method): \(error)") }
+        return reply["result"] as? [String: Any] ?? [:]
+    }
+}
+
+/// The bytes of the output events among `events`, for one stream or all.
+func outputBytes(_ events: [[String: Any]], stream: String? = nil) -> [UInt8] {
+    events.filter { $0["event"] as? String == "output" && (stream == nil || $0["stream"] as? String == stream) }
+        .flatMap { Array(Data(base64Encoded: $0["data"] as! String)!) }
+}
