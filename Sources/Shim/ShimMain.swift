@@ -71,7 +71,7 @@ public enum ShimMain {
         do {
             if mkdir(options.stateDir, 0o700) == 0 { createdStateDir = true }
             else if errno != EEXIST { throw ShimError.sys("mkdir \(options.stateDir)") }
-            if access(options.stateDir + "/control.sock", F_OK) == 0 {
+            if UnixSocket.isServed(options.stateDir + "/control.sock") {
                 throw ShimError("\(options.stateDir) is in use by another shim")
             }
         } catch {

@@ -29,4 +29,16 @@ enum UnixSocket {
         if Glibc.listen(fd, 64) != 0 { let e = ShimError.sys("listen \(path)"); close(fd); throw e }
         return fd
     }
+
+    /// Whether a live process accepts connections at `path` (a socket left by a killed shim
+    /// refuses them, and may be replaced).
+    static func isServed(_ path: String) -> Bool {
+        guard access(path, F_OK) == 0, var addr = try? address(path) else { return false }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        } == 0
+    }
 }
