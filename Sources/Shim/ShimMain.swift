@@ -6,6 +6,7 @@ import CLinux
 public enum ShimMain {
     public static func main(_ arguments: [String]) -> Never {
         if arguments.first == "--help" || arguments.first == "-h" { print(ShimOptions.usage); exit(0) }
+        if arguments.first == "ctl" { ControlClient.main(Array(arguments.dropFirst())) }
         let options: ShimOptions
         do { options = try ShimOptions(arguments: arguments) } catch {
             fputs("sshim: \(error)\n\(ShimOptions.usage)\n", stderr)

@@ -21,6 +21,7 @@ public struct ShimOptions: Sendable {
                      [--terminal] [--stdin] [--log-max-size BYTES[k|m|g]] [--log-max-files N]
         Creates the container with the runtime (default: srunc beside sshim), prints its pid once it
         exists, and stays behind as its parent, serving JSON lines on DIR/control.sock.
+        sshim ctl DIR METHOD [PARAMS_JSON] sends one request and prints the lines up to its reply.
         """
 
     public init() {}

@@ -203,8 +203,11 @@ struct ShimTests {
             if record == nil { usleep(10_000) }
         }
         #expect(record?["code"] as? Int == 7)
-        // A new client still gets wait's answer.
+        // A new client still gets wait's answer, from a socket or from `sshim ctl`.
         #expect(try shim.connect().call("wait")["code"] as? Int == 7)
+        let ctl = try execute(ShimBinary.path, ["ctl", shim.stateDir, "wait"])
+        #expect(ctl.code == 0 && ctl.stdout.contains("\"code\":7"), "\(ctl)")
+        #expect(try execute(ShimBinary.path, ["ctl", shim.stateDir, "frobnicate"]).code == 1)
     }
 
     @Test(arguments: RuntimeUnderTest.all)
