@@ -23,6 +23,9 @@ let package = Package(
         .target(name: "Wire", swiftSettings: alwaysOptimized),
         // The libcontainer of srunc: state store, lifecycle, rootfs, namespaces, capabilities.
         .target(name: "Runtime", dependencies: ["CLinux", "OCI", "Wire"]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        // Images: content store, tar and gzip readers, importers, layer unpacking into snapshots.
+        .target(name: "ImageStore", dependencies: ["CLinux", "CZlib", "OCI"], swiftSettings: alwaysOptimized),
         // The per-container shim: stdio, logs, exit status and a control socket, on one epoll loop.
         .target(name: "Shim", dependencies: ["CLinux", "Wire"], swiftSettings: alwaysOptimized),
         .executableTarget(
@@ -35,7 +38,7 @@ let package = Package(
             name: "srunc", dependencies: ["SruncCLI"],
             // Fully static: starts in ~1 ms and runs under containerd/podman with a clean environment.
             linkerSettings: [.unsafeFlags(["-static-executable", "-Xlinker", "-l_FoundationCollections", "-Xlinker", "-l_FoundationCShims", "-Xlinker", "-lswiftSynchronization"])]),
-        .testTarget(name: "OCITests", dependencies: ["OCI", "Runtime", "SruncCLI", "Wire", "Shim"]),
+        .testTarget(name: "OCITests", dependencies: ["OCI", "Runtime", "SruncCLI", "Wire", "Shim", "ImageStore"]),
         .testTarget(name: "IntegrationTests", dependencies: ["OCI", "CLinux"]),
     ]
 )

@@ -53,6 +53,17 @@ int cl_openat_in_root(int dirfd, const char *path, int flags) {
     } while (fd < 0 && (errno == EAGAIN || errno == EINTR) && ++tries < 1000);
     return fd;
 }
+int cl_openat_beneath(int dirfd, const char *path, int flags, mode_t mode) {
+    struct open_how how = {0};
+    how.flags = (unsigned long long)(flags | O_CLOEXEC);
+    how.mode = (flags & O_CREAT) ? mode : 0;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+    int fd, tries = 0;
+    do {
+        fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+    } while (fd < 0 && (errno == EAGAIN || errno == EINTR) && ++tries < 1000);
+    return fd;
+}
 int cl_setresuid(uid_t r, uid_t e, uid_t s) { return (int)syscall(SYS_setresuid, r, e, s); }
 int cl_setresgid(gid_t r, gid_t e, gid_t s) { return (int)syscall(SYS_setresgid, r, e, s); }
 int cl_setgroups(size_t n, const gid_t *list) { return (int)syscall(SYS_setgroups, n, list); }

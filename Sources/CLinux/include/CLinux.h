@@ -11,6 +11,7 @@
 #include <sys/vfs.h>
 #include <sys/signalfd.h>
 #include <sys/epoll.h>
+#include <sys/xattr.h>
 
 // Namespace and clone flags (hidden from Swift behind _GNU_SOURCE in <sched.h>).
 #define CL_NEWNS 0x00020000
@@ -37,6 +38,9 @@ int cl_pidfd_open(pid_t pid);
 int cl_pidfd_send_signal(int pidfd, int sig);
 /// openat2 with RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS: `path` can never leave `dirfd`.
 int cl_openat_in_root(int dirfd, const char *path, int flags);
+/// openat2 with RESOLVE_BENEATH: fails (EXDEV) rather than leave dirfd's tree through "..",
+/// an absolute symlink or a magic link. How image layers are unpacked.
+int cl_openat_beneath(int dirfd, const char *path, int flags, mode_t mode);
 int cl_setresuid(uid_t r, uid_t e, uid_t s);
 int cl_setresgid(gid_t r, gid_t e, gid_t s);
 int cl_setgroups(size_t n, const gid_t *list);

@@ -1,0 +1,188 @@
+import CLinux
+import Glibc
+
+/// Unpacks one layer's tar stream into a directory, for use as an overlayfs lower layer:
+/// `.wh.NAME` becomes a 0/0 character device NAME and `.wh..wh..opq` the directory's
+/// `trusted.overlay.opaque` xattr. No entry may land outside the directory: paths are cleaned
+/// lexically, parents are opened with RESOLVE_BENEATH (so no "..", absolute or escaping
+/// symlink is followed), and a hardlink's target must already be inside. Device nodes in the
+/// layer are skipped: the only ones created are whiteouts.
+public struct LayerUnpacker {
+    public let root: String
+    private let rootFD: Int32
+
+    public init(root: String) throws {
+        self.root = root
+        rootFD = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if rootFD < 0 { throw ImageError("open \(root): \(String(cString: strerror(errno)))") }
+    }
+
+    public func close() { Glibc.close(rootFD) }
+
+    /// Unpacks every entry; returns how many bytes of file data were written.
+    @discardableResult
+    public func unpack(_ reader: TarReader) throws -> Int {
+        var written = 0
+        var directories: [(String, TarEntry)] = []
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 * 1024, alignment: 16)
+        defer { buffer.deallocate() }
+        while let entry = try reader.next() {
+            guard let components = LayerUnpacker.clean(entry.path) else {
+                throw ImageError("layer entry \(entry.path) escapes the layer")
+            }
+            if components.isEmpty { continue }
+            let name = components.last!
+            let parent = try openParent(components.dropLast(), for: entry.path)
+            defer { Glibc.close(parent) }
+            if name.hasPrefix(".wh.") {
+                try whiteout(parent: parent, name: String(name.dropFirst(4)), path: entry.path)
+                continue
+            }
+            switch entry.kind {
+            case .directory:
+                if mkdirat(parent, name, 0o700) != 0 && errno != EEXIST { throw fail("mkdir", entry.path) }
+                var st = stat()
+                if fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) == 0, (st.st_mode & S_IFMT) != S_IFDIR {
+                    unlinkat(parent, name, 0)
+                    if mkdirat(parent, name, 0o700) != 0 { throw fail("mkdir", entry.path) }
+                }
+                directories.append((components.joined(separator: "/"), entry))
+            case .file, .other:
+                removeExisting(parent, name)
+                let fd = openat(parent, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+                if fd < 0 { throw fail("create", entry.path) }
+                defer { Glibc.close(fd) }
+                while true {
+                    let n = try reader.read(into: buffer)
+                    if n == 0 { break }
+                    var done = 0
+                    while done < n {
+                        let w = Glibc.write(fd, buffer.baseAddress! + done, n - done)
+                        if w < 0 { if errno == EINTR { continue }; throw fail("write", entry.path) }
+                        done += w
+                    }
+                    written += n
+                }
+                try applyMetadata(parent, name, entry, fd: fd)
+            case .symlink:
+                removeExisting(parent, name)
+                if symlinkat(entry.linkTarget, parent, name) != 0 { throw fail("symlink", entry.path) }
+                try applyMetadata(parent, name, entry, fd: -1)
+            case .hardlink:
+                guard let target = LayerUnpacker.clean(entry.linkTarget), !target.isEmpty else {
+                    throw ImageError("layer hardlink \(entry.path) -> \(entry.linkTarget) escapes the layer")
+                }
+                let targetParent = try openParent(target.dropLast(), for: entry.linkTarget)
+                defer { Glibc.close(targetParent) }
+                removeExisting(parent, name)
+                if linkat(targetParent, target.last!, parent, name, 0) != 0 {
+                    throw ImageError("layer hardlink \(entry.path) -> \(entry.linkTarget): \(String(cString: strerror(errno)))")
+                }
+            case .fifo:
+                removeExisting(parent, name)
+                if mkfifoat(parent, name, 0o600) != 0 { throw fail("mkfifo", entry.path) }
+                try applyMetadata(parent, name, entry, fd: -1)
+            case .charDevice, .blockDevice:
+                continue
+            }
+        }
+        // Directory modes and times last, deepest first: files written into them changed both.
+        for (path, entry) in directories.reversed() {
+            let components = path.split(separator: "/").map(String.init)
+            let parent = try openParent(components.dropLast(), for: path)
+            defer { Glibc.close(parent) }
+            // Through an fd opened without following: a later entry may have replaced the
+            // directory with a symlink, which must not redirect the chmod.
+            let fd = openat(parent, components.last!, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard fd >= 0 else { continue }
+            defer { Glibc.close(fd) }
+            try applyMetadata(parent, components.last!, entry, fd: fd)
+        }
+        return written
+    }
+
+    /// Path components inside the layer, or nil when ".." would climb above its root.
+    public static func clean(_ path: String) -> [String]? {
+        var out: [String] = []
+        for part in path.split(separator: "/") {
+            switch part {
+            case ".": continue
+            case "..":
+                if out.isEmpty { return nil }
+                out.removeLast()
+            default: out.append(String(part))
+            }
+        }
+        return out
+    }
+
+    /// Opens (creating as needed) the directory of `components` beneath the root.
+    private func openParent(_ components: ArraySlice<String>, for path: String) throws -> Int32 {
+        var fd = dup(rootFD)
+        for part in components {
+            var next = cl_openat_beneath(fd, part, O_RDONLY | O_DIRECTORY, 0)
+            if next < 0 && errno == ENOENT {
+                mkdirat(fd, part, 0o755)
+                next = cl_openat_beneath(fd, part, O_RDONLY | O_DIRECTORY, 0)
+            }
+            Glibc.close(fd)
+            if next < 0 {
+                if errno == EXDEV || errno == ELOOP {
+                    throw ImageError("layer entry \(path) leads outside the layer through a symlink")
+                }
+                throw fail("open parent of", path)
+            }
+            fd = next
+        }
+        return fd
+    }
+
+    private func whiteout(parent: Int32, name: String, path: String) throws {
+        if name == ".wh..opq" {
+            let done = "y".withCString { fsetxattr(parent, "trusted.overlay.opaque", $0, 1, 0) }
+            if done != 0 { throw fail("mark opaque", path) }
+            return
+        }
+        guard !name.isEmpty, !name.contains("/"), name != ".", name != ".." else { throw ImageError("bad whiteout \(path)") }
+        removeExisting(parent, name)
+        if mknodat(parent, name, S_IFCHR | 0o600, cl_makedev(0, 0)) != 0 { throw fail("whiteout", path) }
+    }
+
+    private func removeExisting(_ parent: Int32, _ name: String) {
+        if unlinkat(parent, name, 0) != 0 && errno == EISDIR { removeTree(parent, name) }
+    }
+
+    /// Removes a directory tree under `parent` without following symlinks.
+    private func removeTree(_ parent: Int32, _ name: String) {
+        let fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        if fd >= 0, let dir = fdopendir(fd) {
+            while let ent = readdir(dir) {
+                let child = withUnsafeBytes(of: ent.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                if child == "." || child == ".." { continue }
+                if unlinkat(fd, child, 0) != 0 && errno == EISDIR { removeTree(fd, child) }
+            }
+            closedir(dir)
+        }
+        unlinkat(parent, name, AT_REMOVEDIR)
+    }
+
+    /// Owner, mode, xattrs and mtime; through `fd` when there is one (files, directories).
+    private func applyMetadata(_ parent: Int32, _ name: String, _ entry: TarEntry, fd: Int32) throws {
+        let owned = fd >= 0 ? fchown(fd, uid_t(entry.uid), gid_t(entry.gid))
+                            : fchownat(parent, name, uid_t(entry.uid), gid_t(entry.gid), AT_SYMLINK_NOFOLLOW)
+        if owned != 0 { throw fail("chown", entry.path) }
+        if entry.kind != .symlink {
+            let mode = mode_t(entry.mode & 0o7777)
+            if (fd >= 0 ? fchmod(fd, mode) : fchmodat(parent, name, mode, 0)) != 0 { throw fail("chmod", entry.path) }
+            for (key, value) in entry.xattrs where key.hasPrefix("user.") || key.hasPrefix("security.capability") {
+                _ = value.withUnsafeBytes { fd >= 0 ? fsetxattr(fd, key, $0.baseAddress, $0.count, 0) : 0 }
+            }
+        }
+        var times = [timespec(tv_sec: entry.mtime, tv_nsec: 0), timespec(tv_sec: entry.mtime, tv_nsec: 0)]
+        if fd >= 0 { futimens(fd, &times) } else { utimensat(parent, name, &times, AT_SYMLINK_NOFOLLOW) }
+    }
+
+    private func fail(_ what: String, _ path: String) -> ImageError {
+        ImageError("\(what) \(path): \(String(cString: strerror(errno)))")
+    }
+}

@@ -1,0 +1,72 @@
+/// The OCI image spec's documents, as the importer reads and writes them.
+public enum MediaType {
+    public static let index = "application/vnd.oci.image.index.v1+json"
+    public static let manifest = "application/vnd.oci.image.manifest.v1+json"
+    public static let config = "application/vnd.oci.image.config.v1+json"
+    public static let layer = "application/vnd.oci.image.layer.v1.tar"
+    public static let layerGzip = "application/vnd.oci.image.layer.v1.tar+gzip"
+    public static let dockerManifestList = "application/vnd.docker.distribution.manifest.list.v2+json"
+    public static let dockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
+    public static let dockerLayer = "application/vnd.docker.image.rootfs.diff.tar"
+    public static let dockerLayerGzip = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+}
+
+public struct Platform: Codable, Sendable, Equatable {
+    public var architecture: String
+    public var os: String
+    public var variant: String?
+    public init(architecture: String, os: String, variant: String? = nil) {
+        self.architecture = architecture; self.os = os; self.variant = variant
+    }
+}
+
+public struct Descriptor: Codable, Sendable, Equatable {
+    public var mediaType: String
+    public var digest: String
+    public var size: Int64
+    public var platform: Platform?
+    public var annotations: [String: String]?
+    public init(mediaType: String, digest: String, size: Int64, platform: Platform? = nil, annotations: [String: String]? = nil) {
+        self.mediaType = mediaType; self.digest = digest; self.size = size; self.platform = platform; self.annotations = annotations
+    }
+}
+
+public struct ImageIndex: Codable, Sendable {
+    public var schemaVersion: Int
+    public var mediaType: String?
+    public var manifests: [Descriptor]
+}
+
+public struct ImageManifest: Codable, Sendable {
+    public var schemaVersion: Int
+    public var mediaType: String?
+    public var config: Descriptor
+    public var layers: [Descriptor]
+    public init(config: Descriptor, layers: [Descriptor]) {
+        schemaVersion = 2; mediaType = MediaType.manifest; self.config = config; self.layers = layers
+    }
+}
+
+/// The image configuration: what a container made from the image runs, and its layers' diff IDs.
+public struct ImageConfiguration: Codable, Sendable {
+    public struct RunConfig: Codable, Sendable {
+        public var User: String?
+        public var Env: [String]?
+        public var Entrypoint: [String]?
+        public var Cmd: [String]?
+        public var WorkingDir: String?
+        public var Volumes: [String: [String: String]]?
+        public var Labels: [String: String]?
+        public var StopSignal: String?
+        public init() {}
+    }
+    public struct RootFS: Codable, Sendable {
+        public var type: String
+        public var diff_ids: [String]
+    }
+    public var architecture: String?
+    public var os: String?
+    public var created: String?
+    public var config: RunConfig?
+    public var rootfs: RootFS
+}
