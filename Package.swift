@@ -13,6 +13,11 @@ let package = Package(
     products: [
         .executable(name: "srunc", targets: ["srunc"]),
         .executable(name: "sshim", targets: ["sshim"]),
+        .executable(name: "scontainerd", targets: ["scontainerd"]),
+        .executable(name: "sctr", targets: ["sctr"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
     ],
     targets: [
         // The few syscalls and macros Swift cannot import (clone, setns, variadic prctl/ioctl, cmsg).
@@ -26,6 +31,14 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         // Images: content store, tar and gzip readers, importers, layer unpacking into snapshots.
         .target(name: "ImageStore", dependencies: ["CLinux", "CZlib", "OCI"], swiftSettings: alwaysOptimized),
+        // The supervisor: JSON-lines RPC, image and container services, metadata in SQLite.
+        // One JSON object per line over unix sockets, shared by the daemon and its client.
+        .target(name: "RPC", dependencies: ["CLinux"]),
+        .target(name: "Daemon", dependencies: ["ImageStore", "OCI", "Runtime", "CLinux", "RPC", .product(name: "GRDB", package: "GRDB.swift")]),
+        .executableTarget(name: "scontainerd", dependencies: ["Daemon"]),
+        // The human-facing client of the daemon's RPC.
+        .target(name: "SctrCLI", dependencies: ["CLinux", "RPC"]),
+        .executableTarget(name: "sctr", dependencies: ["SctrCLI"]),
         // The per-container shim: stdio, logs, exit status and a control socket, on one epoll loop.
         .target(name: "Shim", dependencies: ["CLinux", "Wire"], swiftSettings: alwaysOptimized),
         .executableTarget(

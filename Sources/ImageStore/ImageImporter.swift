@@ -9,6 +9,10 @@ public struct StoredImage: Sendable {
     public var manifestDigest: String
     public var manifest: ImageManifest
     public var config: ImageConfiguration
+
+    public init(name: String?, manifestDigest: String, manifest: ImageManifest, config: ImageConfiguration) {
+        self.name = name; self.manifestDigest = manifestDigest; self.manifest = manifest; self.config = config
+    }
 }
 
 /// Reads images from an OCI image layout (directory), an oci-archive (a tar of one) or a

@@ -1,0 +1,133 @@
+import CLinux
+import Foundation
+import ImageStore
+import OCI
+import Runtime
+
+/// Turns an image config and create options into an OCI runtime config: the command from
+/// Entrypoint/Cmd, the environment merged, the user resolved through the container's own
+/// /etc/passwd and /etc/group, mounts for volumes, limits and capabilities.
+struct BundleBuilder {
+    let options: CreateOptions
+    let image: ImageConfiguration
+    let id: String
+    let rootfs: String
+    /// Host paths for each volume mount, resolved by the caller: (source, destination, readOnly).
+    let mounts: [(String, String, Bool)]
+
+    func spec() throws -> Spec {
+        var spec = try JSONDecoder().decode(Spec.self, from: Data(DefaultSpec.json.utf8))
+        let run = image.config ?? ImageConfiguration.RunConfig()
+        let entrypoint = options.entrypoint ?? run.Entrypoint ?? []
+        let cmd = options.cmd ?? (options.entrypoint != nil ? [] : run.Cmd ?? [])
+        let args = entrypoint + cmd
+        guard !args.isEmpty else { throw RPCError.params("no command: the image has no Entrypoint or Cmd, and none was given") }
+        var process = spec.process!
+        process.args = args
+        process.terminal = options.tty == true
+        process.env = BundleBuilder.mergeEnv(run.Env ?? [], options.env ?? [])
+        process.cwd = options.workdir ?? (run.WorkingDir.flatMap { $0.isEmpty ? nil : $0 } ?? "/")
+        guard process.cwd.hasPrefix("/") else { throw RPCError.params("workdir must be absolute") }
+        process.user = try resolveUser(options.user ?? run.User ?? "")
+        var caps = Set(process.capabilities?.bounding ?? [])
+        for c in options.capDrop ?? [] { if c.uppercased() == "ALL" { caps.removeAll() } else { caps.remove(BundleBuilder.capName(c)) } }
+        for c in options.capAdd ?? [] { caps.insert(BundleBuilder.capName(c)) }
+        let list = caps.sorted()
+        process.capabilities = Capabilities(bounding: list, effective: list, inheritable: nil, permitted: list, ambient: nil)
+        process.rlimits = nil
+        spec.process = process
+        spec.root = Root(path: rootfs, readonly: options.readOnly == true)
+        spec.hostname = options.hostname ?? String(id.prefix(12))
+        var mounts = spec.mounts ?? []
+        for (source, destination, readOnly) in self.mounts {
+            mounts.append(Mount(destination: destination, type: "bind", source: source, options: ["rbind", readOnly ? "ro" : "rw"]))
+        }
+        spec.mounts = mounts
+        var linux = spec.linux ?? Linux()
+        var resources = linux.resources ?? Resources()
+        if let m = options.memory {
+            guard m >= 4 << 20 else { throw RPCError.params("memory: at least 4 MiB") }
+            resources.memory = Memory(limit: m, swap: m)
+        }
+        if let c = options.cpus {
+            guard c > 0 else { throw RPCError.params("cpus: a positive number") }
+            var cpu = resources.cpu ?? CPU()
+            cpu.period = 100_000
+            cpu.quota = Int64(c * 100_000)
+            resources.cpu = cpu
+        }
+        if let p = options.pidsLimit { resources.pids = Pids(limit: p) }
+        linux.resources = resources
+        let parent = options.cgroupParent ?? "/scontainerd"
+        guard parent.hasPrefix("/"), !parent.contains("..") else { throw RPCError.params("cgroupParent: an absolute cgroup path") }
+        linux.cgroupsPath = parent + "/" + id
+        spec.linux = linux
+        return spec
+    }
+
+    static func capName(_ c: String) -> String {
+        let upper = c.uppercased()
+        return upper.hasPrefix("CAP_") ? upper : "CAP_" + upper
+    }
+
+    /// Image env first, then the caller's; a later KEY= replaces an earlier one. PATH defaults.
+    static func mergeEnv(_ image: [String], _ extra: [String]) -> [String] {
+        var order: [String] = []
+        var values: [String: String] = [:]
+        for entry in image + extra {
+            let key = String(entry.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)[0])
+            if values[key] == nil { order.append(key) }
+            values[key] = entry
+        }
+        if values["PATH"] == nil {
+            order.insert("PATH", at: 0)
+            values["PATH"] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        }
+        return order.map { values[$0]! }
+    }
+
+    /// "", "name", "uid", "name:group", "uid:gid" against the rootfs's /etc/passwd and /etc/group,
+    /// read beneath the rootfs (a symlinked /etc/passwd cannot point at the host's).
+    func resolveUser(_ text: String) throws -> User {
+        guard !text.isEmpty else { return User(uid: 0, gid: 0) }
+        let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
+        let passwd = readInRootfs("etc/passwd").split(separator: "\n").map { $0.split(separator: ":", omittingEmptySubsequences: false).map(String.init) }
+        let groups = readInRootfs("etc/group").split(separator: "\n").map { $0.split(separator: ":", omittingEmptySubsequences: false).map(String.init) }
+        var uid: UInt32, gid: UInt32, userName: String?
+        if let n = UInt32(parts[0]) {
+            uid = n
+            let entry = passwd.first { $0.count > 3 && $0[2] == parts[0] }
+            gid = entry.flatMap { UInt32($0[3]) } ?? 0
+            userName = entry?[0]
+        } else {
+            guard let entry = passwd.first(where: { $0.count > 3 && $0[0] == parts[0] }), let u = UInt32(entry[2]), let g = UInt32(entry[3]) else {
+                throw RPCError.params("user \(parts[0]) is not in the image's /etc/passwd")
+            }
+            uid = u; gid = g; userName = parts[0]
+        }
+        if parts.count == 2 {
+            if let g = UInt32(parts[1]) { gid = g } else {
+                guard let entry = groups.first(where: { $0.count > 2 && $0[0] == parts[1] }), let g = UInt32(entry[2]) else {
+                    throw RPCError.params("group \(parts[1]) is not in the image's /etc/group")
+                }
+                gid = g
+            }
+        }
+        var extra: [UInt32] = []
+        if let userName {
+            for g in groups where g.count > 3 && g[3].split(separator: ",").contains(Substring(userName)) {
+                if let n = UInt32(g[2]), n != gid { extra.append(n) }
+            }
+        }
+        return User(uid: uid, gid: gid, umask: nil, additionalGids: extra.isEmpty ? nil : extra)
+    }
+
+    private func readInRootfs(_ relative: String) -> String {
+        let dir = open(rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard dir >= 0 else { return "" }
+        defer { close(dir) }
+        let fd = cl_openat_in_root(dir, relative, O_RDONLY)
+        guard fd >= 0 else { return "" }
+        return String(decoding: FileHandle(fileDescriptor: fd, closeOnDealloc: true).readDataToEndOfFile(), as: UTF8.self)
+    }
+}

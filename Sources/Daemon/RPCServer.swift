@@ -1,0 +1,72 @@
+import CLinux
+import Foundation
+import RPC
+
+/// The daemon's socket: root-only (0600 in a 0700 directory), one thread per client, one
+/// JSON request per line: `{"id":ANY,"method":"noun.verb","params":{...}}` answered by
+/// `{"id":ANY,"result":...}` or `{"id":ANY,"error":{"code","message"}}`. A slow client blocks
+/// only its own thread. docs/scontainerd-rpc.md describes every method.
+public final class RPCServer: @unchecked Sendable {
+    let daemon: Daemon
+    private var listener: Int32 = -1
+
+    public init(daemon: Daemon) { self.daemon = daemon }
+
+    public func listen() throws {
+        let path = daemon.config.socketPath
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw RPCError.internal("socket path too long") }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in raw.copyBytes(from: bytes); raw[bytes.count] = 0 }
+        unlink(path)
+        let old = umask(0o077)
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        umask(old)
+        guard bound == 0, Glibc.listen(fd, 128) == 0 else { throw RPCError.internal("listen on \(path): \(String(cString: strerror(errno)))") }
+        chmod(path, 0o600)
+        listener = fd
+    }
+
+    /// Accepts clients forever.
+    public func serve() -> Never {
+        while true {
+            let fd = cl_accept4(listener, Int32(SOCK_CLOEXEC.rawValue))
+            if fd < 0 { continue }
+            let socket = LineSocket(fd: fd)
+            Thread.detachNewThread { [self] in serveClient(socket) }
+        }
+    }
+
+    private func serveClient(_ socket: LineSocket) {
+        defer { daemon.events.unsubscribe(socket); socket.close() }
+        while let line = socket.readLine() {
+            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0d }) { continue }
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line)) else {
+                socket.write(["id": NSNull(), "error": ["code": "invalid-json", "message": "the line is not JSON"]])
+                continue
+            }
+            guard let request = object as? [String: Any], let method = request["method"] as? String else {
+                socket.write(["id": (object as? [String: Any])?["id"] ?? NSNull(),
+                              "error": ["code": "invalid-request", "message": "a request is an object with a string \"method\""]])
+                continue
+            }
+            let id = request["id"] ?? NSNull()
+            let params = request["params"] as? [String: Any] ?? [:]
+            do {
+                switch try Methods(daemon: daemon, socket: socket, id: id).call(method, params) {
+                case .result(let result): socket.write(["id": id, "result": result])
+                case .handedOff: return
+                case .streaming: continue
+                }
+            } catch let error as RPCError {
+                socket.write(["id": id, "error": ["code": error.code, "message": error.description]])
+            } catch {
+                socket.write(["id": id, "error": ["code": "internal", "message": "\(error)"]])
+            }
+        }
+    }
+}

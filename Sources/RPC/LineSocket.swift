@@ -1,0 +1,94 @@
+import CLinux
+import Foundation
+
+/// A blocking unix stream socket carrying one JSON object per line: the daemon's clients,
+/// its links to shims, and the sctr client's link to the daemon. Writes are serialized, so event threads may share it.
+public final class LineSocket: @unchecked Sendable {
+    public let fd: Int32
+    private var buffer: [UInt8] = []
+    private let writeLock = NSLock()
+    public private(set) var closed = false
+
+    public init(fd: Int32) { self.fd = fd }
+
+    /// Connects to a socket path.
+    public static func connect(_ path: String) throws -> LineSocket {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { Glibc.close(fd); throw LineSocketError("socket path too long: \(path)") }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in raw.copyBytes(from: bytes); raw[bytes.count] = 0 }
+        let ok = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        if ok != 0 {
+            let e = errno
+            Glibc.close(fd)
+            throw LineSocketError("connect \(path): \(String(cString: strerror(e)))")
+        }
+        return LineSocket(fd: fd)
+    }
+
+    /// The next line without its newline; nil at EOF.
+    public func readLine(maxLength: Int = 16 << 20) -> [UInt8]? {
+        while true {
+            if let nl = buffer.firstIndex(of: 0x0a) {
+                let line = Array(buffer[..<nl])
+                buffer.removeSubrange(...nl)
+                return line
+            }
+            if buffer.count > maxLength { return nil }
+            var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+            let n = recv(fd, &chunk, chunk.count, 0)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return nil }
+            buffer.append(contentsOf: chunk[0..<n])
+        }
+    }
+
+    public func readJSON() -> [String: Any]? {
+        guard let line = readLine() else { return nil }
+        return (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any]
+    }
+
+    @discardableResult
+    public func write(line: [UInt8]) -> Bool {
+        writeLock.lock()
+        defer { writeLock.unlock() }
+        var data = line
+        data.append(0x0a)
+        var done = 0
+        while done < data.count {
+            let n = data.withUnsafeBytes { send(fd, $0.baseAddress! + done, $0.count - done, Int32(MSG_NOSIGNAL)) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return false }
+            done += n
+        }
+        return true
+    }
+
+    @discardableResult
+    public func write(_ object: [String: Any]) -> Bool {
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .fragmentsAllowed]) else { return false }
+        return write(line: Array(data))
+    }
+
+    public func shutdownBoth() { Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+
+    public func close() {
+        writeLock.lock()
+        defer { writeLock.unlock() }
+        guard !closed else { return }
+        closed = true
+        Glibc.close(fd)
+    }
+
+    deinit { if !closed { Glibc.close(fd) } }
+}
+
+/// A socket that could not be reached.
+public struct LineSocketError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

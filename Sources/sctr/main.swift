@@ -1,0 +1,2 @@
+import SctrCLI
+Sctr.main(Array(CommandLine.arguments.dropFirst()))
