@@ -41,7 +41,8 @@ public final class Daemon: @unchecked Sendable {
     func rootfsDir(_ id: String) -> String { bundleDir(id) + "/rootfs" }
     func containerDir(_ id: String) -> String { config.root + "/containers/" + id }
     func logPath(_ id: String) -> String { containerDir(id) + "/log.json" }
-    func shim(_ id: String) -> ShimLink { ShimLink(stateDir: config.state + "/shims/" + id) }
+    /// A shim's state dir is named by a 16-digit id prefix: its socket paths must fit in sun_path.
+    func shim(_ id: String) -> ShimLink { ShimLink(stateDir: config.state + "/shims/" + id.prefix(16)) }
     func volumeDir(_ name: String) -> String { config.root + "/volumes/" + name + "/_data" }
 
     // MARK: images

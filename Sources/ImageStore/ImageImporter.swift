@@ -57,7 +57,7 @@ public struct ImageImporter {
         let index = try decode(ImageIndex.self, layout.data("index.json"), what: "index.json")
         var images: [StoredImage] = []
         for descriptor in index.manifests {
-            let name = descriptor.annotations?["io.containerd.image.name"] ?? descriptor.annotations?["org.opencontainers.image.ref.name"]
+            let name = (descriptor.annotations?["io.containerd.image.name"] ?? descriptor.annotations?["org.opencontainers.image.ref.name"])
                 .map(ImageImporter.normalize)
             let chosen = try selectManifest(descriptor, layout: layout, depth: 0)
             images.append(try storeImage(manifestDescriptor: chosen, name: name, progress: progress) { digest, expectedSize in

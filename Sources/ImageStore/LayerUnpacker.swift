@@ -76,7 +76,8 @@ public struct LayerUnpacker {
                 defer { Glibc.close(targetParent) }
                 removeExisting(parent, name)
                 if linkat(targetParent, target.last!, parent, name, 0) != 0 {
-                    throw ImageError("layer hardlink \(entry.path) -> \(entry.linkTarget): \(String(cString: strerror(errno)))")
+                    let why = errno == ENOENT ? "the target is not in the layer" : String(cString: strerror(errno))
+                    throw ImageError("layer hardlink \(entry.path) -> \(entry.linkTarget): \(why)")
                 }
             case .fifo:
                 removeExisting(parent, name)
