@@ -232,10 +232,10 @@ public final class Daemon: @unchecked Sendable {
         guard c.status == "running" || c.status == "paused" else { return }
         markStopping(c.id, true)
         defer { markStopping(c.id, false) }
-        if c.status == "paused" { try? shim(c.id).call("resume") }
-        try? shim(c.id).call("kill", ["signal": signal])
+        if c.status == "paused" { _ = try? shim(c.id).call("resume") }
+        _ = try? shim(c.id).call("kill", ["signal": signal])
         if !waitForExit(c.id, seconds: timeout) {
-            try? shim(c.id).call("kill", ["signal": "SIGKILL", "all": true])
+            _ = try? shim(c.id).call("kill", ["signal": "SIGKILL", "all": true])
             _ = waitForExit(c.id, seconds: 10)
         }
     }

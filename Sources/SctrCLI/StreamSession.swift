@@ -9,18 +9,25 @@ struct StreamSession {
     let socket: LineSocket
     let tty: Bool
     let stdin: Bool
+    /// False when `sendTerminalSize` already ran (before the container started).
+    var sizeNotSent = true
+
+    /// Tells the process our terminal's size; waiting for the answer lets `run` send it before
+    /// the container starts, so even its first `stty size` sees it.
+    func sendTerminalSize(waitForReply: Bool) {
+        guard tty, isatty(0) != 0 else { return }
+        var size = winsize()
+        guard cl_ioctl_ptr(0, UInt(TIOCGWINSZ), &size) == 0, size.ws_row > 0 else { return }
+        socket.write(["id": "resize", "method": "resize", "params": ["rows": Int(size.ws_row), "cols": Int(size.ws_col)]])
+        while waitForReply, let message = socket.readJSON(), message["id"] as? String != "resize" {}
+    }
 
     /// Relays until the exit event (attach) or the reply to `requestID` (exec).
     func relay(untilReplyTo requestID: Int?) -> Int32 {
         var saved = [UInt8](repeating: 0, count: 256)
         let raw = tty && isatty(0) != 0 && cl_raw_tty(0, &saved, saved.count) == 0
         defer { if raw { saved.withUnsafeBytes { _ = tcsetattr(0, TCSANOW, $0.bindMemory(to: termios.self).baseAddress!) } } }
-        if tty, isatty(0) != 0 {
-            var size = winsize()
-            if cl_ioctl_ptr(0, UInt(TIOCGWINSZ), &size) == 0, size.ws_row > 0 {
-                socket.write(["id": "resize", "method": "resize", "params": ["rows": Int(size.ws_row), "cols": Int(size.ws_col)]])
-            }
-        }
+        if sizeNotSent { sendTerminalSize(waitForReply: false) }
         if stdin {
             let socket = self.socket, tty = self.tty
             Thread.detachNewThread {
@@ -161,17 +168,20 @@ struct RunCommand {
         defer { socket.close() }
         socket.write(["id": 1, "method": "container.attach", "params": ["id": id]])
         guard let reply = socket.readJSON(), reply["result"] != nil else {
-            try? client.call("container.remove", ["id": id, "force": true])
+            _ = try? client.call("container.remove", ["id": id, "force": true])
             throw DaemonError(code: "attach", description: "could not attach to \(id)")
         }
+        var session = StreamSession(socket: socket, tty: tty, stdin: interactive)
+        session.sendTerminalSize(waitForReply: true)
+        session.sizeNotSent = false
         do { try client.call("container.start", ["id": id]) } catch {
-            try? client.call("container.remove", ["id": id, "force": true])
+            _ = try? client.call("container.remove", ["id": id, "force": true])
             throw error
         }
-        let code = StreamSession(socket: socket, tty: tty, stdin: interactive).relay(untilReplyTo: nil)
+        let code = session.relay(untilReplyTo: nil)
         // The daemon records the exit on its own thread; wait for it before removing.
         _ = try? client.call("container.wait", ["id": id])
-        if remove { try? client.call("container.remove", ["id": id, "force": true]) }
+        if remove { _ = try? client.call("container.remove", ["id": id, "force": true]) }
         return code
     }
 

@@ -87,7 +87,12 @@ public enum ShimMain {
             shim = Shim(options: options, loop: loop, log: log, createdStateDir: createdStateDir)
             do {
                 try shim.create()
-                try shim.listen()
+                do { try shim.listen() } catch {
+                    // The container exists by now: it goes too, or its init would wait forever.
+                    _ = try? shim.runtime.run(["delete", "--force", options.id])
+                    shim.io.closeAll()
+                    throw error
+                }
             } catch {
                 log.close()
                 if !logExisted { unlink(options.logPath) }

@@ -59,7 +59,8 @@ final class PodmanInstance: @unchecked Sendable {
         HostCleanup.killAll(mentioning: dir)
         // conmon's own cgroup (<parent>/conmon) is podman's to keep; the parent is ours.
         HostCleanup.removeCgroups(name)
-        let strayMounts = HostCleanup.mounts(under: dir)
+        // The overlay driver may keep its own home (root/overlay) bind-mounted: storage, not a container.
+        let strayMounts = HostCleanup.mounts(under: dir).filter { $0 != dir + "/root/overlay" }
         HostCleanup.unmountAll(under: dir)
         try? FileManager.default.removeItem(atPath: dir)
         #expect(strayProcesses.isEmpty, "processes left by podman with \(runtime): \(strayProcesses)")

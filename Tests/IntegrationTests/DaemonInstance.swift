@@ -1,0 +1,93 @@
+import CLinux
+import Foundation
+import Testing
+
+/// The images the daemon tests import, built once per run by spec-fixtures/build-test-images.py.
+enum TestImages {
+    static let dir: String = {
+        let path = NSTemporaryDirectory() + "srunc-test-images"
+        if FileManager.default.fileExists(atPath: path + "/hostile-hardlink.tar") { return path }
+        let partial = path + ".\(getpid())"
+        let r = try! execute("/usr/bin/python3", [RuntimeUnderTest.packageRoot + "/spec-fixtures/build-test-images.py", Fixtures.rootfs, partial])
+        precondition(r.code == 0, "test images: \(r.stderr)")
+        rename(partial, path)
+        return path
+    }()
+}
+
+/// A private scontainerd for one test: root and state in a temp dir, containers under a cgroup
+/// parent of the test's own, driven through `sctr` and raw RPC lines. `stop()` removes every
+/// container, stops the daemon and checks that nothing stayed behind.
+final class DaemonInstance: @unchecked Sendable {
+    let name: String
+    let dir: String
+    private(set) var pid: pid_t = 0
+    var socketPath: String { dir + "/state/scontainerd.sock" }
+    static let binDir = (ShimBinary.path as NSString).deletingLastPathComponent
+
+    init() throws {
+        // Short: shim sockets live under it and must fit in sun_path.
+        name = "sd-\(UUID().uuidString.prefix(8).lowercased())"
+        dir = NSTemporaryDirectory() + name
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try start()
+    }
+
+    func start() throws {
+        pid = try spawn(DaemonInstance.binDir + "/scontainerd", ["--root", dir + "/root", "--state", dir + "/state"],
+                        stdout: dir + "/daemon.log", stderr: dir + "/daemon.log")
+        for _ in 0..<400 where (try? version()) != true { usleep(25_000) }
+        guard (try? version()) == true else { throw ClientError("scontainerd did not come up: \(log)") }
+    }
+
+    private func version() throws -> Bool { try sctr(["version"]).code == 0 }
+
+    var log: String { (try? String(contentsOfFile: dir + "/daemon.log", encoding: .utf8)) ?? "" }
+
+    /// `sctr ARGS` against this daemon.
+    @discardableResult
+    func sctr(_ args: [String], seconds: Int = 60) throws -> Outcome {
+        try executeClient(DaemonInstance.binDir + "/sctr", args, env: ["SCONTAINERD_SOCKET": socketPath], seconds: seconds)
+    }
+
+    /// `sctr run` with the test's cgroup parent.
+    func run(_ flags: [String], _ image: String, _ cmd: [String] = []) throws -> Outcome {
+        try sctr(["run", "--cgroup-parent", "/" + name] + flags + [image] + cmd)
+    }
+
+    func importImage(_ file: String) throws -> Outcome { try sctr(["import", TestImages.dir + "/" + file]) }
+
+    /// `sctr inspect` as JSON.
+    func inspect(_ ref: String) throws -> [String: Any] {
+        let r = try sctr(["inspect", ref])
+        return (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]) ?? [:]
+    }
+
+    /// Kills the daemon outright (no cleanup of its own), as a crash would.
+    func crash() {
+        kill(pid, SIGKILL)
+        waitForExit(pid)
+        pid = 0
+    }
+
+    func stop() {
+        if pid > 0 {
+            if let list = try? sctr(["--format", "json", "ps", "-a"]),
+               let containers = try? JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]] {
+                for c in containers { _ = try? sctr(["rm", "-f", c["id"] as? String ?? ""]) }
+            }
+            kill(pid, SIGTERM)
+            waitForExit(pid)
+            pid = 0
+        }
+        let stray = HostCleanup.lingering(mentioning: dir) + HostCleanup.processes(inCgroup: name)
+        HostCleanup.killAll(mentioning: dir)
+        HostCleanup.removeCgroups(name)
+        let mounts = HostCleanup.mounts(under: dir)
+        HostCleanup.unmountAll(under: dir)
+        try? FileManager.default.removeItem(atPath: dir)
+        #expect(stray.isEmpty, "processes left by the daemon: \(stray)")
+        #expect(mounts.isEmpty, "mounts left by the daemon: \(mounts)")
+        #expect(HostCleanup.cgroupDirectories(name).isEmpty)
+    }
+}
