@@ -24,6 +24,10 @@ final class EventBus: @unchecked Sendable {
         lock.lock()
         let targets = Array(subscribers.values)
         lock.unlock()
-        for socket in targets where !socket.write(event) { unsubscribe(socket) }
+        // A subscriber whose socket is full is cut off: events never wait for a slow reader.
+        for socket in targets where !socket.write(event, dontWait: true) {
+            unsubscribe(socket)
+            socket.shutdownBoth()
+        }
     }
 }

@@ -52,15 +52,18 @@ public final class LineSocket: @unchecked Sendable {
         return (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any]
     }
 
+    /// Sends one line; with `dontWait`, gives up (false) rather than block on a full socket
+    /// (events to a subscriber that stopped reading must not stall whoever published them).
     @discardableResult
-    public func write(line: [UInt8]) -> Bool {
+    public func write(line: [UInt8], dontWait: Bool = false) -> Bool {
         writeLock.lock()
         defer { writeLock.unlock() }
         var data = line
         data.append(0x0a)
         var done = 0
+        let flags = Int32(MSG_NOSIGNAL) | (dontWait ? Int32(MSG_DONTWAIT) : 0)
         while done < data.count {
-            let n = data.withUnsafeBytes { send(fd, $0.baseAddress! + done, $0.count - done, Int32(MSG_NOSIGNAL)) }
+            let n = data.withUnsafeBytes { send(fd, $0.baseAddress! + done, $0.count - done, flags) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { return false }
             done += n
@@ -69,9 +72,9 @@ public final class LineSocket: @unchecked Sendable {
     }
 
     @discardableResult
-    public func write(_ object: [String: Any]) -> Bool {
+    public func write(_ object: [String: Any], dontWait: Bool = false) -> Bool {
         guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .fragmentsAllowed]) else { return false }
-        return write(line: Array(data))
+        return write(line: Array(data), dontWait: dontWait)
     }
 
     public func shutdownBoth() { Glibc.shutdown(fd, Int32(SHUT_RDWR)) }

@@ -145,6 +145,35 @@ struct DaemonTests {
         #expect(try d.inspect("survivor")["exitCode"] as? Int == 137)
     }
 
+    @Test func eventsReachSubscribersAndSlowClientsBlockNobody() throws {
+        let d = try DaemonInstance()
+        defer { d.stop() }
+        // A client that sent half a line, and a subscriber that never reads.
+        let stalled = try ShimClient(path: d.socketPath)
+        stalled.sendLine("{\"id\":1,\"method\":")
+        let deaf = try ShimClient(path: d.socketPath)
+        deaf.sendLine(#"{"id":1,"method":"events.subscribe"}"#)
+        let listener = try ShimClient(path: d.socketPath)
+        #expect(try listener.call("events.subscribe")["subscribed"] as? Bool == true)
+        #expect(try d.importImage("layered-oci.tar").code == 0)
+        #expect(try d.run(["--rm"], "test/layered:oci", ["true"]).code == 0)
+        // Far more events than the deaf subscriber's socket buffer holds: publishing must not block.
+        let tagger = try ShimClient(path: d.socketPath)
+        for i in 0..<1500 {
+            tagger.sendLine(#"{"id":\#(i),"method":"image.tag","params":{"source":"test/layered:oci","target":"test/tag:\#(i)"}}"#)
+            guard try tagger.readMessage(seconds: 10)["result"] != nil else { Issue.record("tag \(i) failed"); break }
+        }
+        var actions: [String] = []
+        while actions.count < 5 {
+            let event = try listener.readMessage()["event"] as? [String: Any]
+            actions.append("\(event?["type"] ?? "")/\(event?["action"] ?? "")")
+        }
+        #expect(actions == ["image/import", "container/create", "container/start", "container/die", "container/destroy"])
+        #expect(try d.sctr(["version"]).code == 0)
+        _ = stalled
+        _ = deaf
+    }
+
     @Test func badInputIsRefusedAndTheDaemonKeepsServing() throws {
         let d = try DaemonInstance()
         defer { d.stop() }
