@@ -135,8 +135,16 @@ public final class Daemon: @unchecked Sendable {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         }
         let data = "lowerdir=\(lowers.reversed().joined(separator: ":")),upperdir=\(containerDir(id))/upper,workdir=\(containerDir(id))/work"
-        if mount("overlay", rootfsDir(id), "overlay", 0, data) != 0 {
-            throw RPCError.internal("mount overlay rootfs: \(String(cString: strerror(errno)))")
+        if config.snapshotter == "copy" || mount("overlay", rootfsDir(id), "overlay", 0, data) != 0 {
+            // No overlayfs here (or asked not to use it): the rootfs is a private copy, kept on
+            // disk beside the container's other data and bound where the bundle expects it.
+            let copy = containerDir(id) + "/upper"
+            do { try snapshots.materialize(image, into: copy) } catch {
+                throw RPCError.internal("copy rootfs: \(error)")
+            }
+            if mount(copy, rootfsDir(id), nil, UInt(MS_BIND), nil) != 0 {
+                throw RPCError.internal("bind rootfs: \(String(cString: strerror(errno)))")
+            }
         }
         var mounts: [(String, String, Bool)] = []
         for spec in options.volumes ?? [] {

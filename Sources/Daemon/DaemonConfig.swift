@@ -10,6 +10,8 @@ public struct DaemonConfig: Sendable {
     public var socket: String?
     public var shim: String
     public var runtime: String
+    /// "overlay" (falls back to copying when the mount fails) or "copy".
+    public var snapshotter = "overlay"
 
     public var socketPath: String { socket ?? state + "/scontainerd.sock" }
 
@@ -24,6 +26,11 @@ public struct DaemonConfig: Sendable {
         self.init()
         var args = arguments[...]
         while let flag = args.popFirst() {
+            if flag == "--snapshotter" {
+                guard let value = args.popFirst(), ["overlay", "copy"].contains(value) else { throw RPCError.params("--snapshotter overlay|copy") }
+                snapshotter = value
+                continue
+            }
             guard let value = args.popFirst(), value.hasPrefix("/") else { throw RPCError.params("\(flag) needs an absolute path") }
             switch flag {
             case "--root": root = value

@@ -8,11 +8,17 @@ import Glibc
 /// symlink is followed), and a hardlink's target must already be inside. Device nodes in the
 /// layer are skipped: the only ones created are whiteouts.
 public struct LayerUnpacker {
+    /// How whiteouts are written: as overlayfs expects them in a lower layer, or applied to a
+    /// tree that already holds the layers below (the copying rootfs, where overlay is missing).
+    public enum Whiteouts: Sendable { case overlay, apply }
+
     public let root: String
+    public let whiteouts: Whiteouts
     private let rootFD: Int32
 
-    public init(root: String) throws {
+    public init(root: String, whiteouts: Whiteouts = .overlay) throws {
         self.root = root
+        self.whiteouts = whiteouts
         rootFD = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if rootFD < 0 { throw ImageError("open \(root): \(String(cString: strerror(errno)))") }
     }
@@ -139,6 +145,23 @@ public struct LayerUnpacker {
     }
 
     private func whiteout(parent: Int32, name: String, path: String) throws {
+        if whiteouts == .apply {
+            if name == ".wh..opq" {
+                // Opaque: what the layers below put in this directory is gone.
+                if let dir = fdopendir(dup(parent)) {
+                    var names: [String] = []
+                    while let ent = readdir(dir) {
+                        let child = withUnsafeBytes(of: ent.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                        if child != "." && child != ".." { names.append(child) }
+                    }
+                    closedir(dir)
+                    for child in names { removeExisting(parent, child) }
+                }
+            } else if !name.isEmpty, !name.contains("/"), name != ".", name != ".." {
+                removeExisting(parent, name)
+            }
+            return
+        }
         if name == ".wh..opq" {
             let done = "y".withCString { fsetxattr(parent, "trusted.overlay.opaque", $0, 1, 0) }
             if done != 0 { throw fail("mark opaque", path) }

@@ -67,6 +67,19 @@ public final class Snapshotter: @unchecked Sendable {
         Snapshotter.removeTree(scratch)
     }
 
+    /// A container rootfs without overlayfs: every layer of the image unpacked in order into
+    /// `dir`, whiteouts applied. Costs a full copy per container; used where overlay cannot mount.
+    public func materialize(_ image: StoredImage, into dir: String) throws {
+        let unpacker = try LayerUnpacker(root: dir, whiteouts: .apply)
+        defer { unpacker.close() }
+        for layer in image.manifest.layers {
+            let blob = try content.path(layer.digest)
+            var source: ByteSource = try FileSource(path: blob)
+            if FileSource.peek(blob, count: 2) == [0x1f, 0x8b] { source = try GzipSource(source) }
+            try unpacker.unpack(TarReader(source))
+        }
+    }
+
     /// The chain directories no image in `keep` uses.
     public func unused(keeping images: [StoredImage]) -> [String] {
         let used = Set(images.flatMap { Snapshotter.chainIDs($0.config.rootfs.diff_ids) }.compactMap { try? ContentStore.hex($0) })

@@ -25,7 +25,10 @@ final class DaemonInstance: @unchecked Sendable {
     var socketPath: String { dir + "/state/scontainerd.sock" }
     static let binDir = (ShimBinary.path as NSString).deletingLastPathComponent
 
-    init() throws {
+    let extraFlags: [String]
+
+    init(_ extraFlags: [String] = []) throws {
+        self.extraFlags = extraFlags
         // Short: shim sockets live under it and must fit in sun_path.
         name = "sd-\(UUID().uuidString.prefix(8).lowercased())"
         dir = NSTemporaryDirectory() + name
@@ -34,7 +37,7 @@ final class DaemonInstance: @unchecked Sendable {
     }
 
     func start() throws {
-        pid = try spawn(DaemonInstance.binDir + "/scontainerd", ["--root", dir + "/root", "--state", dir + "/state"],
+        pid = try spawn(DaemonInstance.binDir + "/scontainerd", ["--root", dir + "/root", "--state", dir + "/state"] + extraFlags,
                         stdout: dir + "/daemon.log", stderr: dir + "/daemon.log")
         for _ in 0..<400 where (try? version()) != true { usleep(25_000) }
         guard (try? version()) == true else { throw ClientError("scontainerd did not come up: \(log)") }

@@ -24,6 +24,14 @@ struct DaemonTests {
         #expect(snapshots.count == 3, "\(snapshots)")
     }
 
+    @Test func copyingRootfsWhereOverlayIsUnavailable() throws {
+        let d = try DaemonInstance(["--snapshotter", "copy"])
+        defer { d.stop() }
+        #expect(try d.importImage("layered-oci.tar").code == 0)
+        let r = try d.run(["--rm"], "test/layered:oci", ["sh", "-c", "find /data /opq /layer2 | sort; cat /layer2; grep -c ' / overlay ' /proc/mounts"])
+        #expect(r.stdout == DaemonTests.layeredTree + "0\n", "\(r.stdout) \(r.stderr)")
+    }
+
     @Test func imagesSharingABaseShareItsSnapshots() throws {
         let d = try DaemonInstance()
         defer { d.stop() }
@@ -38,6 +46,10 @@ struct DaemonTests {
         #expect(try d.sctr(["rmi", "test/base:1"]).code == 0)
         #expect(try FileManager.default.contentsOfDirectory(atPath: d.dir + "/root/snapshots").filter { !$0.hasPrefix(".") }.count == 3)
         #expect(try d.run(["--rm"], "test/layered:oci", ["cat", "/data/b"]).stdout == "b\n")
+        // An image a container uses cannot go.
+        #expect(try d.run(["-d", "--name", "user"], "test/layered:oci", ["sleep", "1000"]).code == 0)
+        let refused = try d.sctr(["rmi", "test/layered:oci"])
+        #expect(refused.code == 1 && refused.stderr.contains("used by container user"), "\(refused.stderr)")
     }
 
     @Test func containerLifecycleThroughTheClient() throws {
