@@ -82,11 +82,15 @@ struct DaemonTests {
         #expect(try d.sctr(["rm", "victim"]).code == 0)
         #expect(try d.sctr(["ps", "-a"]).stdout.split(separator: "\n").count == 1, "only the header is left")
         // The foreground run's exit code is the container's; --rm leaves nothing.
-        let fg = try d.run(["--rm", "-u", "1000:1000", "-w", "/data", "--hostname", "box"], "test/layered:oci",
-                           ["sh", "-c", "id -u; pwd; hostname; exit 7"])
-        #expect(fg.stdout == "1000\n/data\nbox\n")
+        let fg = try d.run(["--rm", "-u", "1000:1000", "-w", "/data", "--hostname", "box", "-m", "48m", "--read-only"], "test/layered:oci",
+                           ["sh", "-c", "id -u; pwd; hostname; cat /sys/fs/cgroup/memory/memory.limit_in_bytes; touch /x 2>/dev/null || echo ro; exit 7"])
+        #expect(fg.stdout == "1000\n/data\nbox\n50331648\nro\n", "\(fg.stdout) \(fg.stderr)")
         #expect(fg.code == 7)
         #expect(try d.sctr(["ps", "-a"]).stdout.split(separator: "\n").count == 1)
+        // logs -f follows until the container exits.
+        #expect(try d.run(["-d", "--name", "talker"], "test/layered:oci", ["sh", "-c", "echo one; sleep 0.3; echo two >&2; sleep 0.3; echo three"]).code == 0)
+        let followed = try d.sctr(["logs", "-f", "talker"])
+        #expect(followed.stdout == "one\nthree\n" && followed.stderr == "two\n", "\(followed)")
     }
 
     @Test func namedVolumeDataSurvivesContainerRemoval() throws {
