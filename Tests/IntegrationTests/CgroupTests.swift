@@ -99,8 +99,13 @@ import Testing
         defer { b.cleanup() }
         #expect(try b.runtimeCommand(["run", "--detach", b.id]).code == 0)
         let pid = try #require(try b.state()?["pid"] as? Int)
-        let json = try b.runtimeCommand(["ps", "--format", "json", b.id])
-        let pids = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [Int] ?? []
+        // The shell forks `sleep 100` after `run --detach` returns: under load, ps may come first.
+        var json = Outcome(stdout: "", stderr: "", code: 0), pids: [Int] = []
+        for _ in 0..<100 where pids.count < 2 {
+            json = try b.runtimeCommand(["ps", "--format", "json", b.id])
+            pids = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [Int] ?? []
+            if pids.count < 2 { usleep(20_000) }
+        }
         #expect(pids.contains(pid) && pids.count >= 2, "\(json.stdout)")
         let table = try b.runtimeCommand(["ps", b.id])
         #expect(table.stdout.hasPrefix("UID"))
