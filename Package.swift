@@ -35,7 +35,7 @@ let package = Package(
         // One JSON object per line over unix sockets, shared by the daemon and its client.
         .target(name: "RPC", dependencies: ["CLinux"]),
         .target(name: "Daemon", dependencies: ["ImageStore", "OCI", "Runtime", "CLinux", "RPC", .product(name: "GRDB", package: "GRDB.swift")]),
-        .executableTarget(name: "scontainerd", dependencies: ["Daemon"]),
+        .executableTarget(name: "scontainerd", dependencies: ["Daemon", "ImageStore"]),
         // The human-facing client of the daemon's RPC.
         .target(name: "SctrCLI", dependencies: ["CLinux", "RPC"]),
         .executableTarget(name: "sctr", dependencies: ["SctrCLI"]),

@@ -1,0 +1,379 @@
+#!/usr/bin/env python3
+"""srunc, sshim and scontainerd against runc, crun, conmon and containerd, on this machine, in
+one run, interleaved (A B A B ...) so drift cancels. Prints medians, spreads and ratios.
+Run through `make bench` (scripts/bench.sh): it installs the peers, builds release binaries,
+compiles the floor and enters a private mount namespace where the empty cgroup2 mount is
+hidden (crun refuses hybrid hosts); every runtime runs in that same namespace.
+
+usage: bench.py WORKDIR REPO   (env RUNS, default 40)"""
+import json, os, shutil, statistics, subprocess, sys, tarfile, time, io, random, gzip, hashlib
+
+work, repo = sys.argv[1], sys.argv[2]
+runs = int(os.environ.get("RUNS", "40"))
+rel = os.path.join(repo, ".build/release")
+runtimes = {"srunc": os.path.join(rel, "srunc"), "runc": "/usr/sbin/runc", "crun": "/usr/bin/crun"}
+rows = []
+
+
+class Result:
+    def __init__(self, returncode, stderr):
+        self.returncode, self.stderr = returncode, stderr
+
+
+def sh(argv):
+    """Runs argv with stderr in a file: a created container keeps the stdio it was given, so
+    a pipe would not reach EOF until the container exits."""
+    with open(os.path.join(work, "stderr"), "w+b") as err:
+        r = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=err)
+        err.seek(0)
+        return Result(r.returncode, err.read())
+
+
+def timed(argv):
+    t = time.perf_counter()
+    r = sh(argv)
+    dt = (time.perf_counter() - t) * 1000
+    if r.returncode != 0:
+        raise RuntimeError("%s: %s" % (" ".join(argv[:4]), r.stderr.decode()[-300:]))
+    return dt
+
+
+def stats(values):
+    v = sorted(values)
+    return statistics.median(v), v[len(v) // 10], v[(len(v) * 9) // 10]
+
+
+def row(group, name, values, base=None, note=""):
+    med, p10, p90 = stats(values)
+    rows.append((group, name, med, p10, p90, base, note))
+    return med
+
+
+def bundle(name, args, resources=None):
+    path = os.path.join(work, name)
+    if os.path.exists(path):
+        return path
+    os.makedirs(path)
+    subprocess.run(["cp", "-a", os.path.join(work, "rootfs"), path + "/rootfs"], check=True)
+    c = json.load(open(os.path.join(repo, "spec-fixtures/minimal.json")))
+    c["ociVersion"] = "1.0.2"  # crun 1.8 refuses newer
+    c["process"]["args"] = args
+    c["process"]["terminal"] = False
+    if resources:
+        c["linux"]["resources"] = resources
+        c["linux"]["cgroupsPath"] = "/srunc-bench/" + name
+    json.dump(c, open(path + "/config.json", "w"))
+    return path
+
+
+def interleave(names, one, n=runs):
+    times = {k: [] for k in names}
+    for i in range(n):
+        for k in names:
+            times[k].append(one(k, i))
+    return times
+
+
+# 1. run of a /bin/true bundle, and the floor.
+true_bundle = bundle("true", ["/bin/true"])
+def run_one(k, i):
+    if k == "floor":
+        return timed([os.path.join(work, "floor"), true_bundle + "/rootfs"])
+    return timed([runtimes[k], "--root", os.path.join(work, "state-" + k), "run", "--bundle", true_bundle, "r%d" % i])
+t = interleave(["srunc", "runc", "crun", "floor"], run_one)
+crun_run = statistics.median(t["crun"])
+floor = statistics.median(t["floor"])
+for k in ["srunc", "runc", "crun", "floor"]:
+    row("run /bin/true", k, t[k], crun_run)
+srunc_run = statistics.median(t["srunc"])
+
+# 2. create + start + delete, without and with limits.
+limited = {"memory": {"limit": 64 << 20}, "pids": {"limit": 100}, "cpu": {"quota": 50000, "period": 100000}}
+for label, b in [("create+start+delete", true_bundle), ("… with mem/pids/cpu limits", bundle("limited", ["/bin/true"], limited))]:
+    def cycle(k, i):
+        root = os.path.join(work, "state-" + k)
+        cid = "c%d" % i
+        t0 = time.perf_counter()
+        for argv in (["create", "--bundle", b, cid], ["start", cid], ["delete", "--force", cid]):
+            r = sh([runtimes[k], "--root", root] + argv)
+            if r.returncode != 0:
+                raise RuntimeError("%s %s: %s" % (k, argv[0], r.stderr.decode()[-300:]))
+        return (time.perf_counter() - t0) * 1000
+    t = interleave(["srunc", "runc", "crun"], cycle)
+    base = statistics.median(t["crun"])
+    for k in ["srunc", "runc", "crun"]:
+        row(label, k, t[k], base)
+    if label == "create+start+delete":
+        srunc_cycle, crun_cycle = statistics.median(t["srunc"]), base
+
+# 3. exec into a running container.
+sleeper = bundle("sleeper", ["sleep", "1000"])
+for k in runtimes:
+    r = sh([runtimes[k], "--root", os.path.join(work, "state-" + k), "run", "--detach", "--bundle", sleeper, "sleeper"])
+    if r.returncode:
+        raise RuntimeError(r.stderr.decode())
+t = interleave(list(runtimes), lambda k, i: timed([runtimes[k], "--root", os.path.join(work, "state-" + k), "exec", "sleeper", "/bin/true"]))
+for k in runtimes:
+    row("exec /bin/true", k, t[k], statistics.median(t["crun"]))
+for k in runtimes:
+    sh([runtimes[k], "--root", os.path.join(work, "state-" + k), "delete", "--force", "sleeper"])
+
+
+# 6. unpack of a synthetic layer: thousands of small files, into fresh directories.
+def synthetic_layer(path, files=6000):
+    rnd = random.Random(7)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for d in range(60):
+            t = tarfile.TarInfo("usr/share/d%02d" % d); t.type = tarfile.DIRTYPE; t.mode = 0o755; tar.addfile(t)
+        for f in range(files):
+            data = bytes(rnd.getrandbits(8) for _ in range(rnd.choice([200, 900, 3000, 9000, 20000]) // 8)) * 8
+            t = tarfile.TarInfo("usr/share/d%02d/f%05d" % (f % 60, f)); t.size = len(data); t.mode = 0o644
+            tar.addfile(t, io.BytesIO(data))
+    raw = buf.getvalue()
+    with open(path, "wb") as out:
+        out.write(gzip.compress(raw, compresslevel=6, mtime=0))
+    return len(raw)
+layer = os.path.join(work, "layer.tar.gz")
+raw_size = synthetic_layer(layer)
+# umoci wants an OCI layout holding the layer.
+layout = os.path.join(work, "layout")
+os.makedirs(layout + "/blobs/sha256")
+def blob(data):
+    h = hashlib.sha256(data).hexdigest()
+    open(layout + "/blobs/sha256/" + h, "wb").write(data)
+    return "sha256:" + h, len(data)
+ld, ls = blob(open(layer, "rb").read())
+diff = "sha256:" + hashlib.sha256(gzip.decompress(open(layer, "rb").read())).hexdigest()
+cd, cs = blob(json.dumps({"architecture": "amd64", "os": "linux", "config": {}, "rootfs": {"type": "layers", "diff_ids": [diff]}}).encode())
+md, ms = blob(json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                          "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
+                          "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": ld, "size": ls}]}).encode())
+json.dump({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": ms,
+                                              "annotations": {"org.opencontainers.image.ref.name": "bench"}}]}, open(layout + "/index.json", "w"))
+open(layout + "/oci-layout", "w").write('{"imageLayoutVersion":"1.0.0"}')
+unpackers = {
+    "scontainerd": lambda d: [os.path.join(rel, "scontainerd"), "unpack-layer", layer, d],
+    "tar -xzf": lambda d: ["tar", "-xzf", layer, "-C", d],
+    "umoci": lambda d: ["umoci", "raw", "unpack", "--image", layout + ":bench", d + "/r"],
+}
+def unpack(k, i):
+    d = os.path.join(work, "unpack-%s-%d" % (k.split()[0], i))
+    os.makedirs(d)
+    return timed(unpackers[k](d))
+if shutil.which("umoci") is None:
+    del unpackers["umoci"]
+t = interleave(list(unpackers), unpack, n=max(5, runs // 4))
+base = statistics.median(t["tar -xzf"])
+mb = raw_size / 1e6
+for k in unpackers:
+    row("unpack %.0f MB, 6000 files" % mb, k, t[k], base, "%.0f MB/s" % (mb / (statistics.median(t[k]) / 1000)))
+srunc_unpack, tar_unpack = statistics.median(t["scontainerd"]), base
+
+# 4 and 5 need images in the peers' stores and private daemons.
+image_tar = os.path.join(work, "busybox.tar")
+subprocess.run([os.path.join(repo, "spec-fixtures/build-oci-image.sh"), image_tar], check=True, stdout=subprocess.DEVNULL)
+IMAGE = "docker.io/library/busybox:srunc"
+
+
+def wait_for(check, seconds=10):
+    end = time.time() + seconds
+    while time.time() < end:
+        if check():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def rollup(pid):
+    """(Rss kB, Private_Dirty kB) of a process."""
+    vals = {}
+    for line in open("/proc/%d/smaps_rollup" % pid):
+        parts = line.split()
+        if parts[0] in ("Rss:", "Private_Dirty:"):
+            vals[parts[0]] = int(parts[1])
+    return vals["Rss:"], vals["Private_Dirty:"]
+
+
+def pids_matching(*words):
+    out = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            cmd = open("/proc/%s/cmdline" % p, "rb").read().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if all(w in cmd for w in words) and int(p) != os.getpid():
+            out.append(int(p))
+    return out
+
+
+def shim_request(state_dir, method):
+    import socket
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(state_dir + "/control.sock")
+    s.sendall((json.dumps({"id": 1, "method": method}) + "\n").encode())
+    f = s.makefile("rb")
+    while True:
+        m = json.loads(f.readline())
+        if m.get("id") == 1:
+            s.close()
+            return m
+
+
+# containerd, private.
+ctd = os.path.join(work, "ctd")
+os.makedirs(ctd)
+open(ctd + "/config.toml", "w").write("""version = 2
+root = "%s/root"
+state = "%s/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "%s/c.sock"
+[ttrpc]
+  address = "%s/c.sock.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "%s/opt"
+""" % (ctd, ctd, ctd, ctd, ctd))
+ctd_log = open(ctd + "/log", "w")
+containerd = subprocess.Popen(["containerd", "--config", ctd + "/config.toml"], stdout=ctd_log, stderr=ctd_log)
+CTR = ["ctr", "--address", ctd + "/c.sock"]
+wait_for(lambda: sh(CTR + ["version"]).returncode == 0)
+sh(CTR + ["images", "import", image_tar])
+def ctr_run(name, args, detach=False):
+    return [*CTR, "run", "-d" if detach else "--rm", "--runc-root", ctd + "/runc", "--fifo-dir", ctd + "/fifo",
+            "--cgroup", "/srunc-bench/" + name, IMAGE, name] + args
+
+# podman, private.
+pm = os.path.join(work, "pm")
+os.makedirs(pm + "/tmp")
+open(pm + "/containers.conf", "w").write("""[containers]
+log_driver = "k8s-file"
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "%s/events.log"
+lock_type = "file"
+tmp_dir = "%s/tmp"
+""" % (pm, pm))
+os.environ["CONTAINERS_CONF"] = pm + "/containers.conf"
+PODMAN = ["podman", "--root", pm + "/root", "--runroot", pm + "/run", "--storage-driver", "overlay", "--runtime", "/usr/sbin/runc"]
+sh(PODMAN + ["load", "-i", image_tar])
+
+# scontainerd, private.
+sd = os.path.join(work, "sd")
+os.makedirs(sd)
+sd_log = open(sd + "/log", "w")
+scontainerd = subprocess.Popen([os.path.join(rel, "scontainerd"), "--root", sd + "/root", "--state", sd + "/state"], stdout=sd_log, stderr=sd_log)
+os.environ["SCONTAINERD_SOCKET"] = sd + "/state/scontainerd.sock"
+SCTR = [os.path.join(rel, "sctr")]
+wait_for(lambda: sh(SCTR + ["version"]).returncode == 0)
+sh(SCTR + ["import", image_tar])
+
+try:
+    # 4. Idle memory per container: 10 sleeping containers under each shim.
+    subprocess.run(["sync"])
+    n = 10
+    shim_dirs = []
+    for i in range(n):
+        d = os.path.join(work, "shim-%d" % i)
+        r = sh([os.path.join(rel, "sshim"), "--id", "m%d" % i, "--bundle", sleeper, "--state-dir", d, "--log", d + ".log",
+                "--runtime", runtimes["srunc"], "--runtime-root", os.path.join(work, "state-shim")])
+        if r.returncode:
+            raise RuntimeError(r.stderr.decode())
+        shim_request(d, "start")
+        shim_dirs.append(d)
+    for i in range(n):
+        sh(PODMAN + ["run", "-d", "--network", "none", "--cgroup-parent", "/srunc-bench", "--name", "m%d" % i, IMAGE, "sleep", "1000"])
+        sh(ctr_run("m%d" % i, ["sleep", "1000"], detach=True))
+    time.sleep(1)
+    for name, pids in [("sshim", pids_matching("sshim", "--state-dir " + work)),
+                       ("conmon", pids_matching("conmon", pm)),
+                       ("containerd-shim-runc-v2", pids_matching("containerd-shim-runc-v2", ctd + "/c.sock"))]:
+        if not pids:
+            rows.append(("idle shim memory (10)", name, float("nan"), 0, 0, None, "no process found"))
+            continue
+        rss, dirty = zip(*[rollup(p) for p in pids])
+        rows.append(("idle shim RSS kB (10 each)", name, statistics.mean(rss), min(rss), max(rss), None,
+                     "private dirty %.0f kB (%d processes)" % (statistics.mean(dirty), len(pids))))
+        if name == "sshim":
+            sshim_rss, sshim_dirty = statistics.mean(rss), statistics.mean(dirty)
+        if name == "conmon":
+            conmon_dirty = statistics.mean(dirty)
+    for d in shim_dirs:
+        shim_request(d, "shutdown") if False else None
+        import socket
+        s = socket.socket(socket.AF_UNIX); s.connect(d + "/control.sock")
+        s.sendall(b'{"id":1,"method":"shutdown","params":{"force":true}}\n'); s.recv(4096); s.close()
+    sh(PODMAN + ["rm", "-a", "-f", "-t", "0"])
+    for i in range(n):
+        sh(CTR + ["task", "delete", "--force", "m%d" % i]); sh(CTR + ["containers", "delete", "m%d" % i])
+
+    # 5. Daemon throughput: N run --rm of /bin/true, one after another and all at once.
+    import concurrent.futures
+    def through(kind, i):
+        if kind == "scontainerd":
+            return SCTR + ["run", "--rm", "--cgroup-parent", "/srunc-bench", IMAGE, "/bin/true"]
+        return ctr_run("t%d" % i, ["/bin/true"]) + []
+    counter = [0]
+    for mode in ("sequential", "concurrent"):
+        rates = {}
+        for kind in ("scontainerd", "containerd+ctr"):
+            samples = []
+            for rep in range(3):
+                counter[0] += 1
+                cmds = [through(kind, counter[0] * 100 + i) for i in range(10)]
+                t0 = time.perf_counter()
+                if mode == "sequential":
+                    for c in cmds:
+                        r = sh(c)
+                        if r.returncode: raise RuntimeError("%s: %s" % (kind, r.stderr.decode()[-300:]))
+                else:
+                    with concurrent.futures.ThreadPoolExecutor(10) as ex:
+                        for r in ex.map(sh, cmds):
+                            if r.returncode: raise RuntimeError("%s: %s" % (kind, r.stderr.decode()[-300:]))
+                samples.append(10 / (time.perf_counter() - t0))
+            rates[kind] = samples
+        base = statistics.median(rates["containerd+ctr"])
+        for kind in ("scontainerd", "containerd+ctr"):
+            med = statistics.median(rates[kind])
+            rows.append(("run --rm x10 %s (runs/s)" % mode, kind, med, min(rates[kind]), max(rates[kind]), base, ""))
+            if mode == "sequential" and kind == "scontainerd":
+                sd_rate, ctd_rate = med, base
+    sd_rss, _ = rollup(scontainerd.pid)
+    ctd_rss, _ = rollup(containerd.pid)
+    rows.append(("daemon idle RSS kB", "scontainerd", sd_rss, sd_rss, sd_rss, ctd_rss, ""))
+    rows.append(("daemon idle RSS kB", "containerd", ctd_rss, ctd_rss, ctd_rss, ctd_rss, ""))
+finally:
+    for proc in (scontainerd, containerd):
+        proc.terminate()
+        proc.wait()
+    for w in (work,):
+        for p in pids_matching(w):
+            try:
+                os.kill(p, 9)
+            except OSError:
+                pass
+    mounts = [l.split()[4] for l in open("/proc/self/mountinfo") if l.split()[4].startswith(work)]
+    for m in sorted(mounts, key=len, reverse=True):
+        subprocess.run(["umount", "-l", m], stderr=subprocess.DEVNULL)
+
+# Print.
+print("%-32s %-24s %10s %10s %10s %8s  %s" % ("benchmark (ms unless named)", "who", "median", "p10/min", "p90/max", "ratio", ""))
+for group, name, med, p10, p90, base, note in rows:
+    print("%-32s %-24s %10.2f %10.2f %10.2f %8s  %s" % (group, name, med, p10, p90, "%.2f" % (med / base) if base else "", note))
+print()
+print("targets: srunc run <= 0.8x crun: %.2fx %s; <= 3x floor: %.2fx %s; create+start+delete <= 0.8x crun: %.2fx %s; unpack >= tar: %.2fx time %s" % (
+    srunc_run / crun_run, "met" if srunc_run <= 0.8 * crun_run else "NOT met",
+    srunc_run / floor, "met" if srunc_run <= 3 * floor else "NOT met",
+    srunc_cycle / crun_cycle, "met" if srunc_cycle <= 0.8 * crun_cycle else "NOT met",
+    srunc_unpack / tar_unpack, "met" if srunc_unpack <= tar_unpack else "NOT met"))
+try:
+    print("         sshim private dirty <= conmon's: %.0f vs %.0f kB %s; sshim RSS <= 3 MB: %.0f kB %s" % (
+        sshim_dirty, conmon_dirty, "met" if sshim_dirty <= conmon_dirty else "NOT met", sshim_rss, "met" if sshim_rss <= 3072 else "NOT met"))
+    print("         scontainerd sequential rate >= 2x containerd's: %.2fx %s; idle RSS <= half containerd's: %.2fx %s" % (
+        sd_rate / ctd_rate, "met" if sd_rate >= 2 * ctd_rate else "NOT met", sd_rss / ctd_rss, "met" if sd_rss <= ctd_rss / 2 else "NOT met"))
+except NameError as e:
+    print("         (memory/daemon rows missing: %s)" % e)
