@@ -34,7 +34,7 @@ let package = Package(
         // The supervisor: JSON-lines RPC, image and container services, metadata in SQLite.
         // One JSON object per line over unix sockets, shared by the daemon and its client.
         .target(name: "RPC", dependencies: ["CLinux"]),
-        .target(name: "Daemon", dependencies: ["ImageStore", "OCI", "Runtime", "CLinux", "RPC", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "Daemon", dependencies: ["ImageStore", "OCI", "Runtime", "CLinux", "RPC", "Wire", .product(name: "GRDB", package: "GRDB.swift")]),
         .executableTarget(name: "scontainerd", dependencies: ["Daemon", "ImageStore"]),
         // The human-facing client of the daemon's RPC.
         .target(name: "SctrCLI", dependencies: ["CLinux", "RPC"]),

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Wire
 
 /// The daemon's records in SQLite (through GRDB): images by name, containers, volumes. Every
 /// change is one transaction, so a kill -9 at any moment leaves a consistent store.
@@ -157,9 +158,6 @@ final class Metadata: @unchecked Sendable {
         }
     }
 
-    static func now() -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f.string(from: Date())
-    }
+    /// RFC 3339 UTC with nanoseconds, by arithmetic (Foundation's formatter pulls in ICU's data).
+    static func now() -> String { Timestamp.now() }
 }
