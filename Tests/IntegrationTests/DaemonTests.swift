@@ -93,6 +93,19 @@ struct DaemonTests {
         #expect(followed.stdout == "one\nthree\n" && followed.stderr == "two\n", "\(followed)")
     }
 
+    @Test(arguments: RuntimeUnderTest.all)
+    func anyOCIRuntimeUnderTheDaemon(_ runtime: RuntimeUnderTest) throws {
+        let d = try DaemonInstance(["--runtime", runtime.binary])
+        defer { d.stop() }
+        #expect(try d.importImage("layered-oci.tar").code == 0)
+        let r = try d.run(["--rm", "-e", "X=1"], "test/layered:oci", ["sh", "-c", "echo $X; cat /layer2; exit 4"])
+        #expect(r.stdout == "1\ntop\n" && r.code == 4, "\(r)")
+        #expect(try d.run(["-d", "--name", "bg"], "test/layered:oci", ["sleep", "1000"]).code == 0)
+        #expect(try d.sctr(["exec", "bg", "cat", "/data/b"]).stdout == "b\n")
+        #expect(try d.sctr(["stop", "-t", "1", "bg"]).code == 0)
+        #expect(try d.inspect("bg")["exitCode"] as? Int == 137)
+    }
+
     @Test func namedVolumeDataSurvivesContainerRemoval() throws {
         let d = try DaemonInstance()
         defer { d.stop() }

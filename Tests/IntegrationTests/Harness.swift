@@ -21,6 +21,11 @@ struct RuntimeUnderTest: CustomStringConvertible, Sendable {
         binary: ProcessInfo.processInfo.environment["SRUNC_BIN"] ?? packageRoot + "/.build/debug/srunc")
     static let runc = RuntimeUnderTest(name: "runc", binary: "/usr/sbin/runc")
     static let all = [srunc, runc]
+    /// crun through spec-fixtures/crun-v1.sh (crun refuses hybrid cgroup hosts; the wrapper hides
+    /// the empty cgroup2 mount). Debian's crun 1.8 wants ociVersion 1.0.x: ShimInstance sets it.
+    static let crun = RuntimeUnderTest(name: "crun", binary: packageRoot + "/spec-fixtures/crun-v1.sh")
+    /// The runtimes sshim is tested over: any OCI runtime must work under it.
+    static let underShim = [srunc, runc, crun]
 }
 
 /// What a command printed and how it ended.

@@ -19,6 +19,7 @@ final class ShimInstance: @unchecked Sendable {
     init(_ runtime: RuntimeUnderTest, _ tweak: (inout Spec) -> Void = { _ in }) throws {
         bundle = try TestBundle(runtime) { spec in
             spec.process!.terminal = false
+            if runtime.name == "crun" { spec.ociVersion = "1.0.2" }
             tweak(&spec)
         }
         stateDir = bundle.dir + "-shim"

@@ -3,11 +3,11 @@ import Foundation
 import OCI
 import Testing
 
-/// sshim over real containers, created by srunc and by runc: logs, exit codes, exec, terminal
+/// sshim over real containers, created by srunc, runc and crun: logs, exit codes, exec, terminal
 /// sessions, surviving its starter, and bad input on the control socket.
 @Suite("sshim")
 struct ShimTests {
-    @Test(arguments: RuntimeUnderTest.all)
+    @Test(arguments: RuntimeUnderTest.underShim)
     func outputReachesTheLogInOrderWithStreamTags(_ runtime: RuntimeUnderTest) throws {
         let shim = try ShimInstance(runtime, shell("echo one; sleep 0.05; echo two >&2; sleep 0.05; echo three; printf tail"))
         defer { shim.cleanup() }
@@ -28,7 +28,7 @@ struct ShimTests {
         #expect(events.compactMap { ($0["record"] as? [String: Any])?["log"] as? String } == ["three\n", "tail"])
     }
 
-    @Test(arguments: RuntimeUnderTest.all)
+    @Test(arguments: RuntimeUnderTest.underShim)
     func hundredMegabytesWithNobodyAttachedLoseNoByte(_ runtime: RuntimeUnderTest) throws {
         // 100 MiB of 64-byte lines, each numbered, written as fast as the container can.
         let shim = try ShimInstance(runtime, shell("seq -w 1 1638400 | sed 's/$/ 0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS/'"))
@@ -81,7 +81,7 @@ struct ShimTests {
         #expect(numbers.count > 50 && numbers == Array((1001 - numbers.count)...1000))
     }
 
-    @Test(arguments: RuntimeUnderTest.all)
+    @Test(arguments: RuntimeUnderTest.underShim)
     func exitCodesAndSignalsAreReportedExactly(_ runtime: RuntimeUnderTest) throws {
         for (script, code) in [("exit 0", 0), ("exit 42", 42)] {
             let shim = try ShimInstance(runtime, shell(script))
@@ -108,7 +108,7 @@ struct ShimTests {
         #expect(exit["oomKilled"] as? Bool == false)
     }
 
-    @Test(arguments: RuntimeUnderTest.all)
+    @Test(arguments: RuntimeUnderTest.underShim)
     func outOfMemoryIsFlagged(_ runtime: RuntimeUnderTest) throws {
         let shim = try ShimInstance(runtime) { spec in
             spec.process!.args = ["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"]
@@ -126,7 +126,7 @@ struct ShimTests {
         #expect(exit["oomKilled"] as? Bool == true)
     }
 
-    @Test(arguments: RuntimeUnderTest.all)
+    @Test(arguments: RuntimeUnderTest.underShim)
     func execReturnsItsOwnExitCode(_ runtime: RuntimeUnderTest) throws {
         let shim = try ShimInstance(runtime, shell("sleep 1000"))
         defer { shim.cleanup() }
@@ -144,7 +144,7 @@ struct ShimTests {
         #expect(try shim.records().isEmpty, "exec output is not the container's log")
     }
 
-    @Test(arguments: RuntimeUnderTest.all)
+    @Test(arguments: RuntimeUnderTest.underShim)
     func terminalSessionThroughAttachAndResize(_ runtime: RuntimeUnderTest) throws {
         let shim = try ShimInstance(runtime) { spec in
             spec.process!.terminal = true
@@ -175,7 +175,7 @@ struct ShimTests {
         #expect(try shim.records().contains { ($0["log"] as? String)?.contains("33 101") == true }, "the session is logged")
     }
 
-    @Test(arguments: RuntimeUnderTest.all)
+    @Test(arguments: RuntimeUnderTest.underShim)
     func survivesItsStarterAndKeepsTheExitCode(_ runtime: RuntimeUnderTest) throws {
         let shim = try ShimInstance(runtime, shell("sleep 0.5; exit 7"))
         defer { shim.cleanup() }
@@ -210,7 +210,7 @@ struct ShimTests {
         #expect(try execute(ShimBinary.path, ["ctl", shim.stateDir, "frobnicate"]).code == 1)
     }
 
-    @Test(arguments: RuntimeUnderTest.all)
+    @Test(arguments: RuntimeUnderTest.underShim)
     func malformedRequestsGetErrorsAndTheShimKeepsServing(_ runtime: RuntimeUnderTest) throws {
         let shim = try ShimInstance(runtime, shell("sleep 1000"))
         defer { shim.cleanup() }
@@ -230,7 +230,7 @@ struct ShimTests {
         #expect(try client.call("state")["status"] as? String == "running")
     }
 
-    @Test(arguments: RuntimeUnderTest.all)
+    @Test(arguments: RuntimeUnderTest.underShim)
     func failedCreateIsReportedAndLeavesNothing(_ runtime: RuntimeUnderTest) throws {
         let shim = try ShimInstance(runtime) { $0.process!.args = ["/no/such/program"] }
         defer { shim.cleanup() }
