@@ -31,6 +31,7 @@ public struct CreateOptions: Codable, Sendable {
 
 /// A restart policy as the daemon applies it when a container exits on its own.
 public struct RestartPolicy: Sendable, Equatable {
+    /// The policy names as clients spell them.
     public enum Kind: String, Sendable { case no, onFailure = "on-failure", always }
     public var kind: Kind
     public var maxRetries: Int
@@ -63,6 +64,7 @@ public struct RPCError: Error, CustomStringConvertible, Sendable {
     public let description: String
 
     public init(_ code: String, _ message: String) { self.code = code; description = message }
+    /// Constructors by code, so call sites read as the protocol does.
     public static func params(_ m: String) -> RPCError { RPCError("invalid-params", m) }
     public static func notFound(_ m: String) -> RPCError { RPCError("not-found", m) }
     public static func conflict(_ m: String) -> RPCError { RPCError("conflict", m) }

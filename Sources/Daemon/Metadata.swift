@@ -69,6 +69,7 @@ final class Metadata: @unchecked Sendable {
 
     // MARK: containers
 
+    /// One container as stored: its create options, state and last exit.
     struct ContainerRow: Sendable {
         var id: String
         var name: String

@@ -12,6 +12,7 @@ public final class RPCServer: @unchecked Sendable {
 
     public init(daemon: Daemon) { self.daemon = daemon }
 
+    /// Binds the socket with a 0077 umask, so it is never reachable by others, even for an instant.
     public func listen() throws {
         let path = daemon.config.socketPath
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)

@@ -19,6 +19,7 @@ public final class ContentStore: @unchecked Sendable {
         try root + "/blobs/sha256/" + ContentStore.hex(digest)
     }
 
+    /// Whether the blob is stored (verified when it came in).
     public func has(_ digest: String) -> Bool {
         (try? path(digest)).map { FileManager.default.fileExists(atPath: $0) } ?? false
     }
@@ -77,14 +78,17 @@ public final class ContentStore: @unchecked Sendable {
         return digest
     }
 
+    /// Small documents the importer writes itself (a docker-archive's manifest).
     public func ingest(data: Data, expected: String? = nil) throws -> String {
         try ingest(DataSource(data), expected: expected)
     }
 
+    /// A whole small blob (manifests, configs); layers are streamed from `path`.
     public func read(_ digest: String) throws -> Data {
         try Data(contentsOf: URL(fileURLWithPath: try path(digest)))
     }
 
+    /// Drops a blob (garbage collection of unreferenced content).
     public func remove(_ digest: String) {
         if let p = try? path(digest) { unlink(p) }
     }

@@ -119,6 +119,7 @@ public struct ImageImporter {
 
     // MARK: docker archive
 
+    /// One image in a docker-archive's manifest.json: files by path inside the archive.
     private struct DockerManifestEntry: Decodable {
         let Config: String
         let RepoTags: [String]?

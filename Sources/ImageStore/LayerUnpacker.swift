@@ -23,6 +23,7 @@ public struct LayerUnpacker {
         if rootFD < 0 { throw ImageError("open \(root): \(String(cString: strerror(errno)))") }
     }
 
+    /// Releases the root directory fd the unpacker resolves every entry against.
     public func close() { Glibc.close(rootFD) }
 
     /// Unpacks every entry; returns how many bytes of file data were written.

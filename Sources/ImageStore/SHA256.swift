@@ -60,6 +60,7 @@ public struct SHA256 {
         return out
     }
 
+    /// The digest of bytes in memory, for chain IDs and small documents.
     public static func hex(_ bytes: [UInt8]) -> String {
         var h = SHA256()
         h.update(bytes)

@@ -25,6 +25,7 @@ public final class Snapshotter: @unchecked Sendable {
         return chains
     }
 
+    /// Where a chain's unpacked layer lives; the digest is checked before it becomes a path.
     public func path(chainID: String) throws -> String { try root + "/" + ContentStore.hex(chainID) }
 
     /// Unpacks whatever layers are missing; returns the snapshot directories, lowest first.

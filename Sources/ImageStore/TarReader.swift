@@ -1,6 +1,7 @@
 /// One member of a tar archive, with ustar, GNU long-name and PAX (path, linkpath, size,
 /// xattrs) headers already folded in.
 public struct TarEntry {
+    /// The entry types the unpacker distinguishes (tar's typeflag).
     public enum Kind: Equatable { case file, hardlink, symlink, charDevice, blockDevice, directory, fifo, other(UInt8) }
     public var path = ""
     public var linkTarget = ""

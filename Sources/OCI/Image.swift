@@ -11,6 +11,7 @@ public enum MediaType {
     public static let dockerLayerGzip = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 }
 
+/// The os/architecture an image or manifest is for: what import selects on.
 public struct Platform: Codable, Sendable, Equatable {
     public var architecture: String
     public var os: String
@@ -20,6 +21,7 @@ public struct Platform: Codable, Sendable, Equatable {
     }
 }
 
+/// A pointer to a blob: media type, digest, size (checked on ingest).
 public struct Descriptor: Codable, Sendable, Equatable {
     public var mediaType: String
     public var digest: String
@@ -31,12 +33,14 @@ public struct Descriptor: Codable, Sendable, Equatable {
     }
 }
 
+/// index.json, or a manifest list: manifests per platform.
 public struct ImageIndex: Codable, Sendable {
     public var schemaVersion: Int
     public var mediaType: String?
     public var manifests: [Descriptor]
 }
 
+/// One platform's image: its config blob and its layers, bottom first.
 public struct ImageManifest: Codable, Sendable {
     public var schemaVersion: Int
     public var mediaType: String?
@@ -49,6 +53,7 @@ public struct ImageManifest: Codable, Sendable {
 
 /// The image configuration: what a container made from the image runs, and its layers' diff IDs.
 public struct ImageConfiguration: Codable, Sendable {
+    /// The part a container inherits (docker's key spelling).
     public struct RunConfig: Codable, Sendable {
         public var User: String?
         public var Env: [String]?
@@ -60,6 +65,7 @@ public struct ImageConfiguration: Codable, Sendable {
         public var StopSignal: String?
         public init() {}
     }
+    /// Diff IDs: digests of the uncompressed layers, checked as they unpack.
     public struct RootFS: Codable, Sendable {
         public var type: String
         public var diff_ids: [String]

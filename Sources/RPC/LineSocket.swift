@@ -47,6 +47,7 @@ public final class LineSocket: @unchecked Sendable {
         }
     }
 
+    /// The next line parsed as a JSON object; nil at EOF or for a line that is not one.
     public func readJSON() -> [String: Any]? {
         guard let line = readLine() else { return nil }
         return (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any]
@@ -77,8 +78,10 @@ public final class LineSocket: @unchecked Sendable {
         return write(line: Array(data), dontWait: dontWait)
     }
 
+    /// Ends both directions, waking a thread blocked reading this socket.
     public func shutdownBoth() { Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
 
+    /// Closes once, under the write lock, so no writer sends on a reused fd.
     public func close() {
         writeLock.lock()
         defer { writeLock.unlock() }

@@ -17,6 +17,7 @@ public enum Sctr {
           volume create NAME | volume ls | volume inspect NAME | volume rm NAME | events | version | info
         """
 
+    /// Global flags, then the verb; exits with the verb's code.
     public static func main(_ arguments: [String]) -> Never {
         var args = arguments[...]
         var socketPath = ProcessInfo.processInfo.environment["SCONTAINERD_SOCKET"] ?? "/run/scontainerd/scontainerd.sock"

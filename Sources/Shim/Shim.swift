@@ -6,6 +6,7 @@ import Wire
 /// holder of its stdio, the writer of its log and exit file, and the server of its control
 /// socket. Everything happens on one thread, in `loop`.
 final class Shim {
+    /// What the shim itself knows; `state` asks the runtime for paused.
     enum Status: String { case created, running, stopped }
 
     let options: ShimOptions

@@ -4,6 +4,7 @@ import CLinux
 /// sshim's life: parse, fork, and let the parent report the container's pid (or why there is
 /// none) to whoever started it, while the child detaches and stays as the container's parent.
 public enum ShimMain {
+    /// The whole program: `sshim ...` or `sshim ctl ...`.
     public static func main(_ arguments: [String]) -> Never {
         if arguments.first == "--help" || arguments.first == "-h" { print(ShimOptions.usage); exit(0) }
         if arguments.first == "ctl" { ControlClient.main(Array(arguments.dropFirst())) }

@@ -31,6 +31,7 @@ public enum Base64 {
         }
     }
 
+    /// Overloads for the callers' collections, all on the buffer loop.
     public static func encode(_ bytes: ArraySlice<UInt8>) -> String { bytes.withUnsafeBufferPointer { encode($0) } }
     public static func encode(_ bytes: [UInt8]) -> String { bytes.withUnsafeBufferPointer { encode($0) } }
 

@@ -16,6 +16,7 @@ extension JSONValue {
         return value
     }
 
+    /// Parses a document held as a String.
     public static func parse(_ text: String) throws -> JSONValue { try parse(Array(text.utf8)) }
 }
 

@@ -8,6 +8,7 @@ public enum JSONValue: Equatable, Sendable {
     case array([JSONValue])
     case object([(String, JSONValue)])
 
+    /// Structural equality, members compared in order (tuples are not Equatable).
     public static func == (a: JSONValue, b: JSONValue) -> Bool {
         switch (a, b) {
         case (.null, .null): return true
@@ -44,6 +45,7 @@ public enum JSONValue: Equatable, Sendable {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// Appends the compact text to a byte buffer (no String in between).
     public func write(to out: inout [UInt8]) {
         switch self {
         case .null: out.append(contentsOf: "null".utf8)
@@ -97,10 +99,12 @@ public enum JSONValue: Equatable, Sendable {
         out.append(UInt8(ascii: "\""))
     }
 
+    /// The same for a slice of a read buffer, as the log writer has.
     public static func writeString(_ bytes: ArraySlice<UInt8>, to out: inout [UInt8]) {
         bytes.withUnsafeBufferPointer { writeString($0, to: &out) }
     }
 
+    /// The same for a String, through its UTF-8 storage.
     public static func writeString(_ text: String, to out: inout [UInt8]) {
         var text = text
         text.withUTF8 { writeString($0, to: &out) }

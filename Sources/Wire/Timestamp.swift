@@ -2,6 +2,7 @@
 
 /// RFC 3339 timestamps with nanoseconds in UTC, as runc writes `created` and its log lines.
 public enum Timestamp {
+    /// The current time in that format.
     public static func now() -> String {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
