@@ -12,6 +12,23 @@ struct StreamSession {
     /// False when `sendTerminalSize` already ran (before the container started).
     var sizeNotSent = true
 
+    /// Sends our terminal's new size whenever it changes. Polled (4 times a second) on its own
+    /// thread rather than caught as SIGWINCH: a signal handler is no place for socket writes.
+    private func followTerminalSize() {
+        let socket = self.socket
+        Thread.detachNewThread {
+            var last = winsize()
+            _ = cl_ioctl_ptr(0, UInt(TIOCGWINSZ), &last)
+            while !socket.closed {
+                usleep(250_000)
+                var now = winsize()
+                guard cl_ioctl_ptr(0, UInt(TIOCGWINSZ), &now) == 0, now.ws_row != last.ws_row || now.ws_col != last.ws_col else { continue }
+                last = now
+                socket.write(["id": "resize", "method": "resize", "params": ["rows": Int(now.ws_row), "cols": Int(now.ws_col)]])
+            }
+        }
+    }
+
     /// Tells the process our terminal's size; waiting for the answer lets `run` send it before
     /// the container starts, so even its first `stty size` sees it.
     func sendTerminalSize(waitForReply: Bool) {
@@ -28,6 +45,7 @@ struct StreamSession {
         let raw = tty && isatty(0) != 0 && cl_raw_tty(0, &saved, saved.count) == 0
         defer { if raw { saved.withUnsafeBytes { _ = tcsetattr(0, TCSANOW, $0.bindMemory(to: termios.self).baseAddress!) } } }
         if sizeNotSent { sendTerminalSize(waitForReply: false) }
+        if tty, isatty(0) != 0 { followTerminalSize() }
         if stdin {
             let socket = self.socket, tty = self.tty
             Thread.detachNewThread {
