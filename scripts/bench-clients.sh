@@ -8,6 +8,7 @@ runs=${RUNS:-30}
 bash scripts/setup.sh -c release >/dev/null
 work=$(mktemp -d /tmp/srunc-bench-clients.XXXXXX)
 cleanup() {
+    set +e  # containerd's SIGTERM status must not end the cleanup early
     [ -n "${ctd_pid:-}" ] && kill "$ctd_pid" 2>/dev/null && wait "$ctd_pid" 2>/dev/null
     grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
     for h in /sys/fs/cgroup/*/; do [ -d "$h/srunc-bench" ] && find "$h/srunc-bench" -depth -type d -exec rmdir {} + 2>/dev/null; done

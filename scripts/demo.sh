@@ -9,6 +9,7 @@ bin=$PWD/.build/release
 work=$(mktemp -d /tmp/scontainerd-demo.XXXXXX)
 daemon=
 cleanup() {
+    set +e  # the daemon's SIGTERM status must not end the cleanup early
     [ -n "$daemon" ] && kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
     grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
     for h in /sys/fs/cgroup/*/; do [ -d "${h}scontainerd-demo" ] && rmdir "${h}scontainerd-demo" 2>/dev/null; done
