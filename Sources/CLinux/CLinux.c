@@ -41,28 +41,24 @@ int cl_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
 int cl_pidfd_send_signal(int pidfd, int sig) {
     return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
 }
-int cl_openat_in_root(int dirfd, const char *path, int flags) {
+/* openat2 with a resolve mode. With ".." in the path the kernel answers EAGAIN when any mount
+ * or rename raced the lookup anywhere on the host; the lookup is simply retried. */
+static int openat2_retrying(int dirfd, const char *path, int flags, mode_t mode, unsigned long long resolve) {
     struct open_how how = {0};
     how.flags = (unsigned long long)(flags | O_CLOEXEC);
-    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-    // With ".." in the path the kernel answers EAGAIN when any mount or rename raced the
-    // lookup anywhere on the host; the lookup is simply retried.
+    how.mode = (flags & O_CREAT) ? mode : 0;
+    how.resolve = resolve;
     int fd, tries = 0;
     do {
         fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
     } while (fd < 0 && (errno == EAGAIN || errno == EINTR) && ++tries < 1000);
     return fd;
 }
+int cl_openat_in_root(int dirfd, const char *path, int flags) {
+    return openat2_retrying(dirfd, path, flags, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+}
 int cl_openat_beneath(int dirfd, const char *path, int flags, mode_t mode) {
-    struct open_how how = {0};
-    how.flags = (unsigned long long)(flags | O_CLOEXEC);
-    how.mode = (flags & O_CREAT) ? mode : 0;
-    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
-    int fd, tries = 0;
-    do {
-        fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
-    } while (fd < 0 && (errno == EAGAIN || errno == EINTR) && ++tries < 1000);
-    return fd;
+    return openat2_retrying(dirfd, path, flags, mode, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS);
 }
 int cl_setresuid(uid_t r, uid_t e, uid_t s) { return (int)syscall(SYS_setresuid, r, e, s); }
 int cl_setresgid(gid_t r, gid_t e, gid_t s) { return (int)syscall(SYS_setresgid, r, e, s); }
