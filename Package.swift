@@ -24,7 +24,7 @@ let package = Package(
         .target(name: "CLinux", linkerSettings: [.linkedLibrary("cap"), .linkedLibrary("seccomp")]),
         // Codable types of the OCI runtime spec. Pure data.
         .target(name: "OCI"),
-        // What crosses process boundaries as text, without Foundation: JSON values, base64, RFC 3339 times.
+        // What crosses process boundaries, without Foundation: JSON values, base64, RFC 3339 times, unix sockets.
         .target(name: "Wire", swiftSettings: alwaysOptimized),
         // The libcontainer of srunc: state store, lifecycle, rootfs, namespaces, capabilities.
         .target(name: "Runtime", dependencies: ["CLinux", "OCI", "Wire"]),
@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "ImageStore", dependencies: ["CLinux", "CZlib", "OCI"], swiftSettings: alwaysOptimized),
         // The supervisor: JSON-lines RPC, image and container services, metadata in SQLite.
         // One JSON object per line over unix sockets, shared by the daemon and its client.
-        .target(name: "RPC", dependencies: ["CLinux"]),
+        .target(name: "RPC", dependencies: ["CLinux", "Wire"]),
         .target(name: "Daemon", dependencies: ["ImageStore", "OCI", "Runtime", "CLinux", "RPC", "Wire", .product(name: "GRDB", package: "GRDB.swift")]),
         .executableTarget(name: "scontainerd", dependencies: ["Daemon", "ImageStore"]),
         // The human-facing client of the daemon's RPC.
@@ -52,6 +52,6 @@ let package = Package(
             // Fully static: starts in ~1 ms and runs under containerd/podman with a clean environment.
             linkerSettings: [.unsafeFlags(["-static-executable", "-Xlinker", "-l_FoundationCollections", "-Xlinker", "-l_FoundationCShims", "-Xlinker", "-lswiftSynchronization"])]),
         .testTarget(name: "OCITests", dependencies: ["OCI", "Runtime", "SruncCLI", "Wire", "Shim", "ImageStore"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["OCI", "CLinux"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["OCI", "CLinux", "Wire"]),
     ]
 )

@@ -1,5 +1,6 @@
 import CLinux
 import Foundation
+import Wire
 import RPC
 
 /// The daemon's socket: root-only (0600 in a 0700 directory), one thread per client, one
@@ -12,24 +13,10 @@ public final class RPCServer: @unchecked Sendable {
 
     public init(daemon: Daemon) { self.daemon = daemon }
 
-    /// Binds the socket with a 0077 umask, so it is never reachable by others, even for an instant.
+    /// Binds the socket root-only (UnixSocket.listen's umask).
     public func listen() throws {
         let path = daemon.config.socketPath
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw RPCError.internal("socket path too long") }
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in raw.copyBytes(from: bytes); raw[bytes.count] = 0 }
-        unlink(path)
-        let old = umask(0o077)
-        let bound = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        umask(old)
-        guard bound == 0, Glibc.listen(fd, 128) == 0 else { throw RPCError.internal("listen on \(path): \(String(cString: strerror(errno)))") }
-        chmod(path, 0o600)
-        listener = fd
+        do { listener = try UnixSocket.listen(path: path, backlog: 128) } catch { throw RPCError.internal(error.description) }
     }
 
     /// Accepts clients forever.

@@ -1,5 +1,6 @@
 import CLinux
 import Foundation
+import Wire
 
 /// A blocking unix stream socket carrying one JSON object per line: the daemon's clients,
 /// its links to shims, and the sctr client's link to the daemon. Writes are serialized, so event threads may share it.
@@ -13,21 +14,7 @@ public final class LineSocket: @unchecked Sendable {
 
     /// Connects to a socket path.
     public static func connect(_ path: String) throws -> LineSocket {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { Glibc.close(fd); throw LineSocketError("socket path too long: \(path)") }
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in raw.copyBytes(from: bytes); raw[bytes.count] = 0 }
-        let ok = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        if ok != 0 {
-            let e = errno
-            Glibc.close(fd)
-            throw LineSocketError("connect \(path): \(String(cString: strerror(e)))")
-        }
-        return LineSocket(fd: fd)
+        do { return LineSocket(fd: try UnixSocket.connect(path: path)) } catch { throw LineSocketError(error.description) }
     }
 
     /// The next line without its newline; nil at EOF.

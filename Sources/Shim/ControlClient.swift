@@ -17,12 +17,8 @@ enum ControlClient {
             }
         }
         let path = args[0] + "/control.sock"
-        guard var addr = try? UnixSocket.address(path) else { fputs("sshim ctl: bad path\n", stderr); exit(2) }
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
-        let connected = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        if connected != 0 { fputs("sshim ctl: \(path): \(String(cString: strerror(errno)))\n", stderr); exit(1) }
+        let fd: Int32
+        do { fd = try UnixSocket.connect(path: path) } catch { fputs("sshim ctl: \(error)\n", stderr); exit(1) }
         let request = JSONValue.object([("id", .number(1)), ("method", .string(args[1])), ("params", params)]).serialized + "\n"
         _ = request.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
         var pending: [UInt8] = []

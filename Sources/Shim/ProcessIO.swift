@@ -1,5 +1,6 @@
 @preconcurrency import Glibc
 import CLinux
+import Wire
 
 /// The stdio of one container process as the shim holds it: the writing end of its stdin and
 /// the reading ends of its stdout and stderr (pipes), or one pty master for all three.
@@ -40,7 +41,7 @@ final class ProcessIO {
     /// stdio until then is /dev/null.
     static func terminal(socketPath path: String) throws(ShimError) -> ProcessIO {
         let io = ProcessIO()
-        io.consoleListener = try UnixSocket.listen(path: path)
+        do { io.consoleListener = try UnixSocket.listen(path: path) } catch { throw ShimError(error.description) }
         io.consoleSocketPath = path
         io.childStdin = open("/dev/null", O_RDONLY | O_CLOEXEC)
         io.childStdout = open("/dev/null", O_WRONLY | O_CLOEXEC)

@@ -69,7 +69,7 @@ final class Shim {
 
     /// Starts serving the control socket.
     func listen() throws(ShimError) {
-        listener = try UnixSocket.listen(path: controlPath)
+        do { listener = try UnixSocket.listen(path: controlPath) } catch { throw ShimError(error.description) }
         loop.watch(listener) { [unowned self] _ in accept() }
     }
 

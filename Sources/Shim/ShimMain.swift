@@ -1,5 +1,6 @@
 @preconcurrency import Glibc
 import CLinux
+import Wire
 
 /// sshim's life: parse, fork, and let the parent report the container's pid (or why there is
 /// none) to whoever started it, while the child detaches and stays as the container's parent.

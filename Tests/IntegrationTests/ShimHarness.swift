@@ -1,6 +1,7 @@
 import CLinux
 import Foundation
 import OCI
+import Wire
 import Testing
 
 /// sshim as built by this package.
@@ -86,18 +87,7 @@ final class ShimClient {
     private var nextID = 1
 
     init(path: String) throws {
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            let bytes = Array(path.utf8)
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let ok = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        if ok != 0 { close(fd); throw ClientError("connect \(path): \(String(cString: strerror(errno)))") }
+        do { fd = try UnixSocket.connect(path: path) } catch { throw ClientError(error.description) }
     }
 
     deinit { close(fd) }
