@@ -248,16 +248,7 @@ def ctr_run(name, args, detach=False):
 # podman, private.
 pm = os.path.join(work, "pm")
 os.makedirs(pm + "/tmp")
-open(pm + "/containers.conf", "w").write("""[containers]
-log_driver = "k8s-file"
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "%s/events.log"
-lock_type = "file"
-tmp_dir = "%s/tmp"
-""" % (pm, pm))
+open(pm + "/containers.conf", "w").write(open(os.path.join(repo, "spec-fixtures/podman-containers.conf")).read().replace("@DIR@", pm))
 os.environ["CONTAINERS_CONF"] = pm + "/containers.conf"
 PODMAN = ["podman", "--root", pm + "/root", "--runroot", pm + "/run", "--storage-driver", "overlay", "--runtime", "/usr/sbin/runc"]
 sh(PODMAN + ["load", "-i", image_tar])

@@ -37,17 +37,7 @@ for _ in $(seq 100); do ctr -a "$work/ctd.sock" version >/dev/null 2>&1 && break
 ctr -a "$work/ctd.sock" images import "$work/image.tar" >/dev/null
 
 mkdir -p "$work/pm/tmp"
-cat > "$work/pm/containers.conf" <<CONF
-[containers]
-log_driver = "k8s-file"
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "$work/pm/events.log"
-lock_type = "file"
-tmp_dir = "$work/pm/tmp"
-CONF
+sed "s|@DIR@|$work/pm|g" spec-fixtures/podman-containers.conf > "$work/pm/containers.conf"
 export CONTAINERS_CONF="$work/pm/containers.conf"
 pm() { (cd "$work/pm" && podman --root "$work/pm/root" --runroot "$work/pm/run" --storage-driver overlay "$@"); }
 pm load -i "$work/image.tar" >/dev/null 2>&1

@@ -3,7 +3,7 @@ import Foundation
 import Wire
 import RPC
 
-/// The daemon's socket: root-only (0600 in a 0700 directory), one thread per client, one
+/// The daemon's socket: root-only (umask 077, in a 0700 directory), one thread per client, one
 /// JSON request per line: `{"id":ANY,"method":"noun.verb","params":{...}}` answered by
 /// `{"id":ANY,"result":...}` or `{"id":ANY,"error":{"code","message"}}`. A slow client blocks
 /// only its own thread. docs/scontainerd-rpc.md describes every method.

@@ -106,6 +106,22 @@ enum HostCleanup {
         return processes(mentioning: marker)
     }
 
+    /// The end of a client's test, once the client has removed what it made: kills, unmounts and
+    /// removes whatever is left under `dir` and in the cgroup tree `cgroup`, and records an issue
+    /// for anything that had to be cleaned by force. `ownMount` names mounts that are the
+    /// client's storage rather than a container's.
+    static func sweep(dir: String, cgroup: String, client: String, ownMount: (String) -> Bool = { _ in false }) {
+        let strayProcesses = lingering(mentioning: dir) + processes(inCgroup: cgroup)
+        killAll(mentioning: dir)
+        removeCgroups(cgroup)
+        let strayMounts = mounts(under: dir).filter { !ownMount($0) }
+        unmountAll(under: dir)
+        try? FileManager.default.removeItem(atPath: dir)
+        #expect(strayProcesses.isEmpty, "processes left by \(client): \(strayProcesses)")
+        #expect(strayMounts.isEmpty, "mounts left by \(client): \(strayMounts)")
+        #expect(cgroupDirectories(cgroup).isEmpty, "cgroups left by \(client)")
+    }
+
     static func killAll(mentioning marker: String) {
         for _ in 0..<50 {
             let pids = processes(mentioning: marker)

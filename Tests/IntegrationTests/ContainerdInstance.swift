@@ -81,16 +81,8 @@ final class ContainerdInstance: @unchecked Sendable {
             waitForExit(daemon)
             daemon = 0
         }
-        let strayProcesses = HostCleanup.lingering(mentioning: dir) + HostCleanup.processes(inCgroup: name)
-        HostCleanup.killAll(mentioning: dir)
-        HostCleanup.removeCgroups(name)
         // containerd keeps snapshot mounts until it deletes them; those go with the daemon.
-        let strayMounts = HostCleanup.mounts(under: dir).filter { !$0.hasPrefix(dir + "/root/") }
-        HostCleanup.unmountAll(under: dir)
-        try? FileManager.default.removeItem(atPath: dir)
-        #expect(strayProcesses.isEmpty, "processes left by containerd with \(runtime): \(strayProcesses)")
-        #expect(strayMounts.isEmpty, "mounts left by containerd with \(runtime): \(strayMounts)")
-        #expect(HostCleanup.cgroupDirectories(name).isEmpty)
+        HostCleanup.sweep(dir: dir, cgroup: name, client: "containerd with \(runtime)") { $0.hasPrefix(dir + "/root/") }
     }
 }
 

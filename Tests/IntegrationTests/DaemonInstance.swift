@@ -83,14 +83,6 @@ final class DaemonInstance: @unchecked Sendable {
             waitForExit(pid)
             pid = 0
         }
-        let stray = HostCleanup.lingering(mentioning: dir) + HostCleanup.processes(inCgroup: name)
-        HostCleanup.killAll(mentioning: dir)
-        HostCleanup.removeCgroups(name)
-        let mounts = HostCleanup.mounts(under: dir)
-        HostCleanup.unmountAll(under: dir)
-        try? FileManager.default.removeItem(atPath: dir)
-        #expect(stray.isEmpty, "processes left by the daemon: \(stray)")
-        #expect(mounts.isEmpty, "mounts left by the daemon: \(mounts)")
-        #expect(HostCleanup.cgroupDirectories(name).isEmpty)
+        HostCleanup.sweep(dir: dir, cgroup: name, client: "scontainerd")
     }
 }

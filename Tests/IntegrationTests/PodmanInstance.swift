@@ -14,19 +14,8 @@ final class PodmanInstance: @unchecked Sendable {
         name = uniqueTestName("pm")
         dir = NSTemporaryDirectory() + name
         try FileManager.default.createDirectory(atPath: dir + "/tmp", withIntermediateDirectories: true)
-        // Root here lacks CAP_SYS_RESOURCE: podman's default nofile of 1048576 is above the hard
-        // limit, so runc and srunc alike would refuse it. Locks are files, not the host's shm.
-        let config = """
-            [containers]
-            log_driver = "k8s-file"
-            default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-            [engine]
-            cgroup_manager = "cgroupfs"
-            events_logger = "file"
-            events_logfile_path = "\(dir)/events.log"
-            lock_type = "file"
-            tmp_dir = "\(dir)/tmp"
-            """
+        let config = try String(contentsOfFile: RuntimeUnderTest.packageRoot + "/spec-fixtures/podman-containers.conf", encoding: .utf8)
+            .replacingOccurrences(of: "@DIR@", with: dir)
         try config.write(toFile: dir + "/containers.conf", atomically: true, encoding: .utf8)
         let loaded = try podman(["load", "-i", ImageFixture.archive])
         guard loaded.code == 0 else { stop(); throw ClientError("podman load: \(loaded.stderr)") }
@@ -55,16 +44,8 @@ final class PodmanInstance: @unchecked Sendable {
     /// issue for anything that had to be cleaned by force.
     func stop() {
         _ = try? podman(["rm", "--all", "--force", "--time", "0"])
-        let strayProcesses = HostCleanup.lingering(mentioning: dir) + HostCleanup.processes(inCgroup: name)
-        HostCleanup.killAll(mentioning: dir)
-        // conmon's own cgroup (<parent>/conmon) is podman's to keep; the parent is ours.
-        HostCleanup.removeCgroups(name)
-        // The overlay driver may keep its own home (root/overlay) bind-mounted: storage, not a container.
-        let strayMounts = HostCleanup.mounts(under: dir).filter { $0 != dir + "/root/overlay" }
-        HostCleanup.unmountAll(under: dir)
-        try? FileManager.default.removeItem(atPath: dir)
-        #expect(strayProcesses.isEmpty, "processes left by podman with \(runtime): \(strayProcesses)")
-        #expect(strayMounts.isEmpty, "mounts left by podman with \(runtime): \(strayMounts)")
-        #expect(HostCleanup.cgroupDirectories(name).isEmpty)
+        // conmon's own cgroup (<parent>/conmon) is podman's to keep; the parent is ours. The overlay
+        // driver may keep its own home (root/overlay) bind-mounted: storage, not a container.
+        HostCleanup.sweep(dir: dir, cgroup: name, client: "podman with \(runtime)") { $0 == dir + "/root/overlay" }
     }
 }
