@@ -84,7 +84,7 @@ struct Methods {
             return .result([:])
         case "container.pause", "container.resume":
             let c = try daemon.row(try string(params, "id"))
-            guard c.status == (method == "container.pause" ? "running" : "paused") || c.status == "running" else {
+            guard c.status == (method == "container.pause" ? "running" : "paused") else {
                 throw RPCError.precondition("container \(c.name) is \(c.status)")
             }
             try daemon.shim(c.id).call(method == "container.pause" ? "pause" : "resume")

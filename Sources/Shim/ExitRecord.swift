@@ -51,7 +51,7 @@ struct OOMCounter {
     init(file: String?) { self.file = file }
 
     init(pid: pid_t) {
-        let text = OOMCounter.read("/proc/\(pid)/cgroup") ?? ""
+        let text = TextFile.read("/proc/\(pid)/cgroup") ?? ""
         var found: String?
         for line in text.split(separator: "\n") {
             let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
@@ -69,17 +69,10 @@ struct OOMCounter {
 
     /// The `oom_kill` count now (0 when unknown).
     func kills() -> Int {
-        guard let file, let text = OOMCounter.read(file) else { return 0 }
+        guard let file, let text = TextFile.read(file) else { return 0 }
         for line in text.split(separator: "\n") where line.hasPrefix("oom_kill ") {
             return Int(line.dropFirst(9)) ?? 0
         }
         return 0
-    }
-
-    static func read(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        return RuntimeCommand.readAll(fd)
     }
 }

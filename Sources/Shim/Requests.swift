@@ -75,7 +75,7 @@ extension Shim {
             try exec(params, id, conn)
         case "logs":
             let tail = params["tail"]?.int
-            if let t = params["tail"], tail == nil || tail! < 0 { _ = t; throw .params("params.tail: a count of records") }
+            if params["tail"] != nil && (tail ?? -1) < 0 { throw .params("params.tail: a count of records") }
             conn.logRead = (id, LogCursor(files: log.files(), tail: tail), params["follow"]?.bool == true)
             pumpLogs(conn)
         case "delete":
@@ -165,7 +165,7 @@ extension Shim {
                 execIO.closeAll()
                 throw error
             }
-            guard let pidText = OOMCounter.read(prefix + ".pid"), let pid = pid_t(pidText.trimmingCharacters(in: " \n")) else {
+            guard let pid = TextFile.pid(prefix + ".pid") else {
                 execIO.closeAll()
                 throw ShimError("the runtime wrote no exec pid file")
             }

@@ -30,7 +30,7 @@ struct RuntimeCommand {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         if captured >= 0 { lseek(captured, 0, SEEK_SET) }
-        let output = captured >= 0 ? RuntimeCommand.readAll(captured) : ""
+        let output = captured >= 0 ? TextFile.rest(of: captured) : ""
         guard cl_wifexited(status) != 0 && cl_wexitstatus(status) == 0 else {
             let message = lastError(since: logStart) ?? output.split(separator: "\n").last.map(String.init)
             throw ShimError("\(binary) \(args.first ?? ""): \(message ?? "exit status \(status)")")
@@ -58,7 +58,7 @@ struct RuntimeCommand {
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         lseek(fd, off_t(offset), SEEK_SET)
-        let text = RuntimeCommand.readAll(fd)
+        let text = TextFile.rest(of: fd)
         for line in text.split(separator: "\n").reversed() {
             guard let record = try? JSONValue.parse(String(line)), record["level"]?.string == "error",
                   let msg = record["msg"]?.string else { continue }
@@ -70,17 +70,5 @@ struct RuntimeCommand {
     func fileSize(_ path: String) -> Int {
         var st = stat()
         return stat(path, &st) == 0 ? Int(st.st_size) : 0
-    }
-
-    /// The rest of a file from its current offset.
-    static func readAll(_ fd: Int32) -> String {
-        var out: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = read(fd, &buf, buf.count)
-            if n <= 0 { break }
-            out.append(contentsOf: buf[0..<n])
-        }
-        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -56,7 +56,7 @@ final class Shim {
             _ = try? runtime.run(["delete", "--force", options.id])
             throw error
         }
-        guard let text = OOMCounter.read(pidPath), let pid = pid_t(text.trimmingCharacters(in: " \n")), pid > 0 else {
+        guard let pid = TextFile.pid(pidPath) else {
             _ = try? runtime.run(["delete", "--force", options.id])
             io.closeAll()
             throw ShimError("the runtime wrote no pid file")
@@ -228,11 +228,14 @@ final class Shim {
     // MARK: shutting down
 
     /// Removes what the shim made in the state directory, and the directory if it made it.
-    func removeState() {
+    func removeState() { Shim.removeState(options.stateDir, createdDir: createdStateDir) }
+
+    /// The same before a Shim exists (a failed start).
+    static func removeState(_ dir: String, createdDir: Bool) {
         for name in ["control.sock", "init.pid", "exit", "exit.tmp", "runtime.log", "runtime.out", "console.sock"] {
-            unlink(options.stateDir + "/" + name)
+            unlink(dir + "/" + name)
         }
-        if createdStateDir { rmdir(options.stateDir) }
+        if createdDir { rmdir(dir) }
     }
 
     /// Stops the loop once every reply is out (a few tries: clients that read nothing lose it).

@@ -54,9 +54,10 @@ public enum ShimMain {
         }
         setsid()
         _ = cl_prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-        if let fd = Optional(open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC)), fd >= 0 {
-            _ = write(fd, "-999", 4)
-            close(fd)
+        let adj = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC)
+        if adj >= 0 {
+            _ = write(adj, "-999", 4)
+            close(adj)
         }
         let null = open("/dev/null", O_RDWR)
         for fd: Int32 in 0...2 { dup2(null, fd) }
@@ -106,8 +107,7 @@ public enum ShimMain {
                 shim.reapChildren()
             }
         } catch {
-            for name in ["control.sock", "init.pid", "runtime.log", "runtime.out", "console.sock"] { unlink(options.stateDir + "/" + name) }
-            if createdStateDir { rmdir(options.stateDir) }
+            Shim.removeState(options.stateDir, createdDir: createdStateDir)
             report("error \(error)")
             exit(1)
         }
