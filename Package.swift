@@ -18,6 +18,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
     ],
     targets: [
         // The few syscalls and macros Swift cannot import (clone, setns, variadic prctl/ioctl, cmsg).
@@ -34,10 +36,18 @@ let package = Package(
         // The supervisor: JSON-lines RPC, image and container services, metadata in SQLite.
         // One JSON object per line over unix sockets, shared by the daemon and its client.
         .target(name: "RPC", dependencies: ["CLinux", "Wire"]),
-        .target(name: "Daemon", dependencies: ["ImageStore", "OCI", "Runtime", "CLinux", "RPC", "Wire", .product(name: "GRDB", package: "GRDB.swift")]),
-        .executableTarget(name: "scontainerd", dependencies: ["Daemon", "ImageStore"]),
-        // The human-facing client of the daemon's RPC.
-        .target(name: "SctrCLI", dependencies: ["CLinux", "RPC"]),
+        // The daemon's contract: every method's params, result and errors, every notice and event.
+        .target(name: "API", dependencies: ["OCI", "Wire"]),
+        .target(name: "Daemon", dependencies: [
+            "API", "ImageStore", "OCI", "CLinux", "RPC", "Wire",
+            .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "scontainerd", dependencies: [
+            "Daemon", "ImageStore", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The human-facing client of the daemon's RPC, with docker's grammar.
+        .target(name: "SctrCLI", dependencies: ["API", "CLinux", "RPC", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "sctr", dependencies: ["SctrCLI"]),
         // The per-container shim: stdio, logs, exit status and a control socket, on one epoll loop.
         .target(name: "Shim", dependencies: ["CLinux", "Wire"], swiftSettings: alwaysOptimized),
@@ -51,7 +61,7 @@ let package = Package(
             name: "srunc", dependencies: ["SruncCLI"],
             // Fully static: starts in ~1 ms and runs under containerd/podman with a clean environment.
             linkerSettings: [.unsafeFlags(["-static-executable", "-Xlinker", "-l_FoundationCollections", "-Xlinker", "-l_FoundationCShims", "-Xlinker", "-lswiftSynchronization"])]),
-        .testTarget(name: "OCITests", dependencies: ["OCI", "Runtime", "SruncCLI", "Wire", "Shim", "ImageStore"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["OCI", "CLinux", "Wire"]),
+        .testTarget(name: "OCITests", dependencies: ["OCI", "Runtime", "SruncCLI", "Wire", "Shim", "ImageStore", "API"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["OCI", "CLinux", "Wire", "API"]),
     ]
 )

@@ -2,7 +2,7 @@ import CLinux
 import Foundation
 import ImageStore
 import OCI
-import Runtime
+import API
 
 /// Turns an image config and create options into an OCI runtime config: the command from
 /// Entrypoint/Cmd, the environment merged, the user resolved through the container's own
@@ -21,17 +21,19 @@ struct BundleBuilder {
         let entrypoint = options.entrypoint ?? run.Entrypoint ?? []
         let cmd = options.cmd ?? (options.entrypoint != nil ? [] : run.Cmd ?? [])
         let args = entrypoint + cmd
-        guard !args.isEmpty else { throw RPCError.params("no command: the image has no Entrypoint or Cmd, and none was given") }
+        guard !args.isEmpty else { throw APIError.params("no command: the image has no Entrypoint or Cmd, and none was given") }
         var process = spec.process!
         process.args = args
         process.terminal = options.tty == true
         process.env = BundleBuilder.mergeEnv(run.Env ?? [], options.env ?? [])
         process.cwd = options.workdir ?? (run.WorkingDir.flatMap { $0.isEmpty ? nil : $0 } ?? "/")
-        guard process.cwd.hasPrefix("/") else { throw RPCError.params("workdir must be absolute") }
+        guard process.cwd.hasPrefix("/") else { throw APIError.params("workdir: the image's WorkingDir \(process.cwd) is not absolute") }
         process.user = try resolveUser(options.user ?? run.User ?? "")
         var caps = Set(process.capabilities?.bounding ?? [])
-        for c in options.capDrop ?? [] { if c.uppercased() == "ALL" { caps.removeAll() } else { caps.remove(BundleBuilder.capName(c)) } }
-        for c in options.capAdd ?? [] { caps.insert(BundleBuilder.capName(c)) }
+        for c in options.capDrop ?? [] { if c.uppercased() == "ALL" { caps.removeAll() } else if let name = Capability.canonical(c) { caps.remove(name) } }
+        for c in options.capAdd ?? [] {
+            if c.uppercased() == "ALL" { caps.formUnion(BundleBuilder.hostCapabilities) } else if let name = Capability.canonical(c) { caps.insert(name) }
+        }
         let list = caps.sorted()
         process.capabilities = Capabilities(bounding: list, effective: list, inheritable: nil, permitted: list, ambient: nil)
         process.rlimits = nil
@@ -45,30 +47,28 @@ struct BundleBuilder {
         spec.mounts = mounts
         var linux = spec.linux ?? Linux()
         var resources = linux.resources ?? Resources()
-        if let m = options.memory {
-            guard m >= 4 << 20 else { throw RPCError.params("memory: at least 4 MiB") }
-            resources.memory = Memory(limit: m, swap: m)
-        }
+        if let m = options.memory { resources.memory = Memory(limit: m, swap: m) }
         if let c = options.cpus {
-            guard c > 0 else { throw RPCError.params("cpus: a positive number") }
             var cpu = resources.cpu ?? CPU()
             cpu.period = 100_000
             cpu.quota = Int64(c * 100_000)
             resources.cpu = cpu
         }
-        if let p = options.pidsLimit { resources.pids = Pids(limit: p) }
+        if let p = options.pidsLimit, p > 0 { resources.pids = Pids(limit: p) }
         linux.resources = resources
         let parent = options.cgroupParent ?? "/scontainerd"
-        guard parent.hasPrefix("/"), !parent.contains("..") else { throw RPCError.params("cgroupParent: an absolute cgroup path") }
         linux.cgroupsPath = parent + "/" + id
         spec.linux = linux
         return spec
     }
 
-    static func capName(_ c: String) -> String {
-        let upper = c.uppercased()
-        return upper.hasPrefix("CAP_") ? upper : "CAP_" + upper
-    }
+    /// The capabilities in the daemon's own bounding set: what `--cap-add ALL` can grant here.
+    static let hostCapabilities: [String] = {
+        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("CapBnd:") }),
+              let mask = UInt64(line.dropFirst(7).trimmingCharacters(in: .whitespaces), radix: 16) else { return [] }
+        return Capability.all.enumerated().filter { mask & (1 << UInt64($0.offset)) != 0 }.map(\.element)
+    }()
 
     /// Image env first, then the caller's; a later KEY= replaces an earlier one. PATH defaults.
     static func mergeEnv(_ image: [String], _ extra: [String]) -> [String] {
@@ -101,14 +101,14 @@ struct BundleBuilder {
             userName = entry?[0]
         } else {
             guard let entry = passwd.first(where: { $0.count > 3 && $0[0] == parts[0] }), let u = UInt32(entry[2]), let g = UInt32(entry[3]) else {
-                throw RPCError.params("user \(parts[0]) is not in the image's /etc/passwd")
+                throw APIError.params("user \(parts[0]) is not in the image's /etc/passwd")
             }
             uid = u; gid = g; userName = parts[0]
         }
         if parts.count == 2 {
             if let g = UInt32(parts[1]) { gid = g } else {
                 guard let entry = groups.first(where: { $0.count > 2 && $0[0] == parts[1] }), let g = UInt32(entry[2]) else {
-                    throw RPCError.params("group \(parts[1]) is not in the image's /etc/group")
+                    throw APIError.params("group \(parts[1]) is not in the image's /etc/group")
                 }
                 gid = g
             }

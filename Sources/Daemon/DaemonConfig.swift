@@ -21,28 +21,6 @@ public struct DaemonConfig: Sendable {
         runtime = dir + "/srunc"
     }
 
-    /// Parses `--root --state --socket --shim --runtime`.
-    public init(arguments: [String]) throws {
-        self.init()
-        var args = arguments[...]
-        while let flag = args.popFirst() {
-            if flag == "--snapshotter" {
-                guard let value = args.popFirst(), ["overlay", "copy"].contains(value) else { throw RPCError.params("--snapshotter overlay|copy") }
-                snapshotter = value
-                continue
-            }
-            guard let value = args.popFirst(), value.hasPrefix("/") else { throw RPCError.params("\(flag) needs an absolute path") }
-            switch flag {
-            case "--root": root = value
-            case "--state": state = value
-            case "--socket": socket = value
-            case "--shim": shim = value
-            case "--runtime": runtime = value
-            default: throw RPCError.params("unknown flag \(flag)")
-            }
-        }
-    }
-
     /// The directory of the running binary: sshim and srunc are installed beside it.
     static func ownDirectory() -> String {
         let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/usr/local/bin/scontainerd"

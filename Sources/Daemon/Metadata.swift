@@ -1,11 +1,18 @@
+import API
 import Foundation
 import GRDB
 import Wire
 
-/// The daemon's records in SQLite (through GRDB): images by name, containers, volumes. Every
-/// change is one transaction, so a kill -9 at any moment leaves a consistent store.
+/// The daemon's records in SQLite (through GRDB): images by name, containers and volumes,
+/// each in a namespace, and the event window. Every change is one transaction together with
+/// the event it causes, so a kill -9 at any moment leaves a consistent store and never a
+/// change without its event (or an event without its change).
 final class Metadata: @unchecked Sendable {
     let db: DatabaseQueue
+    /// Called after a transaction that recorded an event has committed.
+    var eventsCommitted: @Sendable () -> Void = {}
+    /// How many events the window keeps.
+    static let eventWindow: Int64 = 10_000
 
     init(path: String) throws {
         var config = Configuration()
@@ -16,53 +23,54 @@ final class Metadata: @unchecked Sendable {
         db = try DatabaseQueue(path: path, configuration: config)
         try db.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = WAL") }
         var migrator = DatabaseMigrator()
-        migrator.registerMigration("v1") { db in
-            try db.execute(sql: """
-                CREATE TABLE images (
-                    name TEXT PRIMARY KEY,
-                    manifestDigest TEXT NOT NULL,
-                    created TEXT NOT NULL);
-                CREATE TABLE containers (
-                    id TEXT PRIMARY KEY,
-                    name TEXT NOT NULL UNIQUE,
-                    image TEXT NOT NULL,
-                    manifestDigest TEXT NOT NULL,
-                    options TEXT NOT NULL,
-                    status TEXT NOT NULL,
-                    pid INTEGER NOT NULL DEFAULT 0,
-                    exitCode INTEGER,
-                    exitSignal INTEGER,
-                    oomKilled INTEGER NOT NULL DEFAULT 0,
-                    restartCount INTEGER NOT NULL DEFAULT 0,
-                    created TEXT NOT NULL,
-                    startedAt TEXT,
-                    finishedAt TEXT);
-                CREATE TABLE volumes (
-                    name TEXT PRIMARY KEY,
-                    created TEXT NOT NULL);
-                """)
-        }
+        migrator.registerMigration("v1") { db in try db.execute(sql: MetadataSchema.v1) }
+        migrator.registerMigration("v2-namespaces-labels-events") { db in try db.execute(sql: MetadataSchema.v2) }
         try migrator.migrate(db)
+    }
+
+    /// One write transaction; the event, if any, is recorded in it and announced after commit.
+    func write<T>(_ event: EventDraft? = nil, _ body: (Database) throws -> T) throws -> T {
+        let result = try db.write { db -> T in
+            let value = try body(db)
+            if let event { try Metadata.append(event, db) }
+            return value
+        }
+        if event != nil { eventsCommitted() }
+        return result
     }
 
     // MARK: images
 
-    func putImage(name: String, manifestDigest: String) throws {
-        try db.write { db in
-            try db.execute(sql: "INSERT INTO images (name, manifestDigest, created) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET manifestDigest = excluded.manifestDigest",
-                           arguments: [name, manifestDigest, Metadata.now()])
+    struct ImageRow: Sendable {
+        var namespace: String
+        var name: String
+        var manifestDigest: String
+        var created: String
+        var labels: [String: String]
+    }
+
+    func putImage(_ ns: String, name: String, manifestDigest: String, labels: [String: String], event: EventDraft?) throws {
+        try write(event) { db in
+            try db.execute(sql: """
+                INSERT INTO images (namespace, name, manifestDigest, created, labels) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT(namespace, name) DO UPDATE SET manifestDigest = excluded.manifestDigest, labels = excluded.labels
+                """, arguments: [ns, name, manifestDigest, Timestamp.now(), Metadata.text(labels)])
         }
     }
 
-    func images() throws -> [(name: String, manifestDigest: String, created: String)] {
+    /// The images of a namespace, or of all namespaces.
+    func images(_ ns: String?) throws -> [ImageRow] {
         try db.read { db in
-            try Row.fetchAll(db, sql: "SELECT name, manifestDigest, created FROM images ORDER BY name").map { ($0["name"], $0["manifestDigest"], $0["created"]) }
+            try Row.fetchAll(db, sql: "SELECT * FROM images WHERE ? IS NULL OR namespace = ? ORDER BY name", arguments: [ns, ns]).map {
+                ImageRow(namespace: $0["namespace"], name: $0["name"], manifestDigest: $0["manifestDigest"], created: $0["created"],
+                         labels: Metadata.labels($0["labels"]))
+            }
         }
     }
 
-    func removeImage(name: String) throws -> Bool {
-        try db.write { db in
-            try db.execute(sql: "DELETE FROM images WHERE name = ?", arguments: [name])
+    func removeImage(_ ns: String, name: String, event: EventDraft?) throws -> Bool {
+        try write(event) { db in
+            try db.execute(sql: "DELETE FROM images WHERE namespace = ? AND name = ?", arguments: [ns, name])
             return db.changesCount > 0
         }
     }
@@ -72,11 +80,12 @@ final class Metadata: @unchecked Sendable {
     /// One container as stored: its create options, state and last exit.
     struct ContainerRow: Sendable {
         var id: String
+        var namespace: String
         var name: String
         var image: String
         var manifestDigest: String
         var options: CreateOptions
-        var status: String
+        var status: ContainerStatus
         var pid: Int
         var exitCode: Int?
         var exitSignal: Int?
@@ -87,78 +96,122 @@ final class Metadata: @unchecked Sendable {
         var finishedAt: String?
 
         init(row: Row) throws {
-            id = row["id"]; name = row["name"]; image = row["image"]; manifestDigest = row["manifestDigest"]
-            options = try JSONDecoder().decode(CreateOptions.self, from: Data((row["options"] as String).utf8))
-            status = row["status"]; pid = row["pid"]; exitCode = row["exitCode"]; exitSignal = row["exitSignal"]
+            id = row["id"]; namespace = row["namespace"]; name = row["name"]; image = row["image"]; manifestDigest = row["manifestDigest"]
+            options = try ValueDecoder(strict: false).decode(CreateOptions.self, from: JSONValue.parse(row["options"] as String))
+            status = ContainerStatus(rawValue: row["status"]) ?? .exited
+            pid = row["pid"]; exitCode = row["exitCode"]; exitSignal = row["exitSignal"]
             oomKilled = row["oomKilled"]; restartCount = row["restartCount"]; created = row["created"]
             startedAt = row["startedAt"]; finishedAt = row["finishedAt"]
         }
     }
 
-    func insertContainer(id: String, name: String, image: String, manifestDigest: String, options: CreateOptions) throws {
+    func insertContainer(_ ns: String, id: String, name: String, image: String, manifestDigest: String, options: CreateOptions) throws {
         let json = String(decoding: try JSONEncoder().encode(options), as: UTF8.self)
-        try db.write { db in
-            if try Row.fetchOne(db, sql: "SELECT 1 FROM containers WHERE name = ?", arguments: [name]) != nil {
-                throw RPCError.conflict("a container named \(name) exists")
+        try write { db in
+            if try Row.fetchOne(db, sql: "SELECT 1 FROM containers WHERE namespace = ? AND name = ?", arguments: [ns, name]) != nil {
+                throw APIError.conflict("a container named \(name) exists")
             }
-            try db.execute(sql: "INSERT INTO containers (id, name, image, manifestDigest, options, status, created) VALUES (?, ?, ?, ?, ?, 'creating', ?)",
-                           arguments: [id, name, image, manifestDigest, json, Metadata.now()])
+            try db.execute(sql: "INSERT INTO containers (id, namespace, name, image, manifestDigest, options, status, created) VALUES (?, ?, ?, ?, ?, ?, 'creating', ?)",
+                           arguments: [id, ns, name, image, manifestDigest, json, Timestamp.now()])
         }
     }
 
-    func container(_ ref: String) throws -> ContainerRow? {
+    /// By exact id, exact name, then a unique id prefix, within the namespace.
+    func container(_ ns: String, _ ref: String) throws -> ContainerRow? {
         try db.read { db in
-            // Exact id, exact name, then a unique id prefix.
-            if let row = try Row.fetchOne(db, sql: "SELECT * FROM containers WHERE id = ? OR name = ?", arguments: [ref, ref]) {
+            if let row = try Row.fetchOne(db, sql: "SELECT * FROM containers WHERE namespace = ? AND (id = ? OR name = ?)", arguments: [ns, ref, ref]) {
                 return try ContainerRow(row: row)
             }
-            let rows = try Row.fetchAll(db, sql: "SELECT * FROM containers WHERE id LIKE ? || '%'", arguments: [ref])
+            guard !ref.isEmpty, ref.allSatisfy(\.isHexDigit) else { return nil }
+            let rows = try Row.fetchAll(db, sql: "SELECT * FROM containers WHERE namespace = ? AND id LIKE ? || '%'", arguments: [ns, ref])
             return rows.count == 1 ? try ContainerRow(row: rows[0]) : nil
         }
     }
 
-    func containers() throws -> [ContainerRow] {
-        try db.read { db in try Row.fetchAll(db, sql: "SELECT * FROM containers ORDER BY created").map(ContainerRow.init) }
+    /// By id alone, whatever its namespace (the daemon's own threads).
+    func container(id: String) throws -> ContainerRow? {
+        try db.read { db in try Row.fetchOne(db, sql: "SELECT * FROM containers WHERE id = ?", arguments: [id]).map(ContainerRow.init) }
     }
 
-    func setStatus(_ id: String, _ status: String, pid: Int? = nil, started: Bool = false) throws {
-        try db.write { db in
+    /// The containers of a namespace, or of all namespaces.
+    func containers(_ ns: String?) throws -> [ContainerRow] {
+        try db.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM containers WHERE ? IS NULL OR namespace = ? ORDER BY created", arguments: [ns, ns]).map(ContainerRow.init)
+        }
+    }
+
+    func setStatus(_ id: String, _ status: ContainerStatus, pid: Int? = nil, started: Bool = false, event: EventDraft? = nil) throws {
+        try write(event) { db in
             try db.execute(sql: "UPDATE containers SET status = ?, pid = COALESCE(?, pid), startedAt = CASE WHEN ? THEN ? ELSE startedAt END WHERE id = ?",
-                           arguments: [status, pid, started, Metadata.now(), id])
+                           arguments: [status.rawValue, pid, started, Timestamp.now(), id])
         }
     }
 
-    func setExited(_ id: String, code: Int, signal: Int?, oomKilled: Bool, restarted: Bool) throws {
-        try db.write { db in
+    /// The exit as the shim recorded it (its time, not ours: after a daemon restart they differ).
+    func setExited(_ id: String, _ exit: ExitStatus, restarted: Bool, event: EventDraft?) throws {
+        try write(event) { db in
             try db.execute(sql: "UPDATE containers SET status = 'exited', exitCode = ?, exitSignal = ?, oomKilled = ?, finishedAt = ?, restartCount = restartCount + ? WHERE id = ?",
-                           arguments: [code, signal, oomKilled, Metadata.now(), restarted ? 1 : 0, id])
+                           arguments: [exit.code, exit.signal, exit.oomKilled ?? false, exit.time ?? Timestamp.now(), restarted ? 1 : 0, id])
         }
     }
 
-    func removeContainer(_ id: String) throws {
-        try db.write { db in try db.execute(sql: "DELETE FROM containers WHERE id = ?", arguments: [id]) }
+    func removeContainer(_ id: String, event: EventDraft?) throws {
+        try write(event) { db in try db.execute(sql: "DELETE FROM containers WHERE id = ?", arguments: [id]) }
     }
 
     // MARK: volumes
 
-    func putVolume(_ name: String) throws -> Bool {
-        try db.write { db in
-            try db.execute(sql: "INSERT OR IGNORE INTO volumes (name, created) VALUES (?, ?)", arguments: [name, Metadata.now()])
+    struct VolumeRow: Sendable {
+        var namespace: String
+        var name: String
+        var created: String
+        var labels: [String: String]
+    }
+
+    /// Creates the volume's record unless it exists; true if it was created.
+    func putVolume(_ ns: String, _ name: String, labels: [String: String], event: EventDraft?) throws -> Bool {
+        let created = try db.write { db in
+            try db.execute(sql: "INSERT OR IGNORE INTO volumes (namespace, name, created, labels) VALUES (?, ?, ?, ?)",
+                           arguments: [ns, name, Timestamp.now(), Metadata.text(labels)])
+            guard db.changesCount > 0 else { return false }
+            if let event { try Metadata.append(event, db) }
+            return true
+        }
+        if created && event != nil { eventsCommitted() }
+        return created
+    }
+
+    func volumes(_ ns: String) throws -> [VolumeRow] {
+        try db.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM volumes WHERE namespace = ? ORDER BY name", arguments: [ns]).map {
+                VolumeRow(namespace: $0["namespace"], name: $0["name"], created: $0["created"], labels: Metadata.labels($0["labels"]))
+            }
+        }
+    }
+
+    func removeVolume(_ ns: String, _ name: String, event: EventDraft?) throws -> Bool {
+        try write(event) { db in
+            try db.execute(sql: "DELETE FROM volumes WHERE namespace = ? AND name = ?", arguments: [ns, name])
             return db.changesCount > 0
         }
     }
 
-    func volumes() throws -> [(name: String, created: String)] {
-        try db.read { db in try Row.fetchAll(db, sql: "SELECT name, created FROM volumes ORDER BY name").map { ($0["name"], $0["created"]) } }
-    }
-
-    func removeVolume(_ name: String) throws -> Bool {
-        try db.write { db in
-            try db.execute(sql: "DELETE FROM volumes WHERE name = ?", arguments: [name])
-            return db.changesCount > 0
+    /// Every namespace that holds something.
+    func namespaces() throws -> [String] {
+        try db.read { db in
+            try String.fetchAll(db, sql: "SELECT namespace FROM images UNION SELECT namespace FROM containers UNION SELECT namespace FROM volumes ORDER BY 1")
         }
     }
 
-    /// RFC 3339 UTC with nanoseconds, by arithmetic (Foundation's formatter pulls in ICU's data).
-    static func now() -> String { Timestamp.now() }
+    // MARK: labels as stored
+
+    static func text(_ labels: [String: String]) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return String(decoding: (try? encoder.encode(labels)) ?? Data("{}".utf8), as: UTF8.self)
+    }
+
+    static func labels(_ text: String) -> [String: String] {
+        (try? JSONValue.parse(text)).flatMap { try? ValueDecoder(strict: false).decode([String: String].self, from: $0) } ?? [:]
+    }
 }

@@ -1,6 +1,8 @@
 import CLinux
 import Foundation
 import RPC
+import API
+import Wire
 
 /// How the daemon reaches a container's shim: starting it (sshim prints the pid or the
 /// error), and one request per connection to its control socket.
@@ -13,32 +15,58 @@ struct ShimLink: Sendable {
         let out = try execute(binary, arguments)
         guard out.code == 0, let pid = Int(out.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) else {
             let message = out.stderr.trimmingCharacters(in: .whitespacesAndNewlines)
-            throw RPCError("runtime-error", message.hasPrefix("sshim: ") ? String(message.dropFirst(7)) : message)
+            throw apiError(.object([("message", .string(message.hasPrefix("sshim: ") ? String(message.dropFirst(7)) : message))]))
         }
         return pid
     }
 
-    /// Sends one request and returns its result (events before it go to `onEvent`).
+    /// Sends one request and returns its result (lines before it go to `onEvent`).
     @discardableResult
-    func call(_ method: String, _ params: [String: Any] = [:], onEvent: (([String: Any]) -> Void)? = nil) throws -> [String: Any] {
+    /// `onEvent` returning false ends the call (its client has gone).
+    func call(_ method: String, _ params: JSONValue = .object([]), onEvent: ((JSONValue) -> Bool)? = nil) throws -> JSONValue {
         let socket: LineSocket
-        do { socket = try LineSocket.connect(socketPath) } catch { throw RPCError("unavailable", "\(error)") }
+        do { socket = try LineSocket.connect(socketPath) } catch { throw APIError(.unavailable, "the container's shim is not reachable: \(error)") }
         defer { socket.close() }
-        socket.write(["id": 1, "method": method, "params": params])
-        while let message = socket.readJSON() {
-            if message["id"] == nil { onEvent?(message); continue }
-            if let error = message["error"] as? [String: Any] {
-                throw RPCError(error["code"] as? String ?? "runtime-error", error["message"] as? String ?? "shim error")
+        socket.write(.object([("id", .number(1)), ("method", .string(method)), ("params", params)]))
+        while let message = socket.readValue() {
+            if message["id"] == nil {
+                if onEvent?(message) == false { throw APIError(.unavailable, "the client has gone") }
+                continue
             }
-            return message["result"] as? [String: Any] ?? [:]
+            if let error = message["error"] {
+                throw ShimLink.apiError(error)
+            }
+            return message["result"] ?? .object([])
         }
-        throw RPCError("unavailable", "the shim closed the connection")
+        throw APIError(.unavailable, "the shim closed the connection")
+    }
+
+    /// A shim's error reply as the API's: the runtime's words, classified as docker does for
+    /// a command that does not exist (127) or cannot be run (126).
+    static func apiError(_ error: JSONValue) -> APIError {
+        let message = error["message"]?.string ?? "shim error"
+        let lower = message.lowercased()
+        if lower.contains("no such file or directory") || lower.contains("executable file not found") || lower.contains("not found in $path") {
+            if lower.contains("exec") { return APIError(.commandNotFound, message) }
+        }
+        if lower.contains("permission denied") && lower.contains("exec") { return APIError(.commandNotExecutable, message) }
+        switch error["code"]?.string {
+        case "invalid-params": return APIError(.invalidParams, message)
+        case "failed-precondition": return APIError(.failedPrecondition, message)
+        default: return APIError(.runtimeError, message)
+        }
     }
 
     /// The exit record the shim wrote, if the container has exited.
-    func exitRecord() -> [String: Any]? {
-        guard let data = FileManager.default.contents(atPath: stateDir + "/exit") else { return nil }
-        return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
+    func exitRecord() -> ExitStatus? {
+        guard let data = FileManager.default.contents(atPath: stateDir + "/exit"), let value = try? JSONValue.parse(Array(data)) else { return nil }
+        return ShimLink.exitStatus(value)
+    }
+
+    /// The shim's exit record (`{"code","signal"?,"oomKilled","time"}`) as the API's.
+    static func exitStatus(_ value: JSONValue) -> ExitStatus? {
+        guard let code = value["code"]?.int else { return nil }
+        return ExitStatus(code: code, signal: value["signal"]?.int, oomKilled: value["oomKilled"]?.bool ?? false, time: value["time"]?.string)
     }
 
     var isAlive: Bool { (try? call("state")) != nil }
@@ -60,7 +88,7 @@ func execute(_ path: String, _ args: [String]) throws -> ProgramOutput {
     var argv: [UnsafeMutablePointer<CChar>?] = ([path] + args).map { strdup($0) } + [nil]
     defer { argv.forEach { free($0) } }
     let pid = cl_spawn(path, &argv, nil, out, err)
-    guard pid > 0 else { throw RPCError.internal("spawn \(path): \(String(cString: strerror(errno)))") }
+    guard pid > 0 else { throw APIError.internal("spawn \(path): \(String(cString: strerror(errno)))") }
     var status: Int32 = 0
     while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     func text(_ fd: Int32) -> String {

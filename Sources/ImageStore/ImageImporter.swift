@@ -57,8 +57,8 @@ public struct ImageImporter {
         let index = try decode(ImageIndex.self, layout.data("index.json"), what: "index.json")
         var images: [StoredImage] = []
         for descriptor in index.manifests {
-            let name = (descriptor.annotations?["io.containerd.image.name"] ?? descriptor.annotations?["org.opencontainers.image.ref.name"])
-                .map(ImageImporter.normalize)
+            let name = try (descriptor.annotations?["io.containerd.image.name"] ?? descriptor.annotations?["org.opencontainers.image.ref.name"])
+                .map { try ImageImporter.normalize($0) }
             let chosen = try selectManifest(descriptor, layout: layout, depth: 0)
             images.append(try storeImage(manifestDescriptor: chosen, name: name, progress: progress) { digest, expectedSize in
                 try layout.source(blob: digest, size: expectedSize)
@@ -147,7 +147,7 @@ public struct ImageImporter {
                                          layers: layers)
             let manifestData = try JSONEncoder().encode(manifest)
             let manifestDigest = try content.ingest(data: manifestData)
-            let names = (entry.RepoTags ?? []).map(ImageImporter.normalize)
+            let names = try (entry.RepoTags ?? []).map { try ImageImporter.normalize($0) }
             let stored = StoredImage(name: names.first, manifestDigest: manifestDigest, manifest: manifest, config: config)
             guard config.rootfs.diff_ids.count == layers.count else {
                 throw ImageError("image config lists \(config.rootfs.diff_ids.count) diff IDs for \(layers.count) layers")
@@ -162,15 +162,10 @@ public struct ImageImporter {
         return images
     }
 
-    /// "busybox" -> "docker.io/library/busybox:latest"; "me/app:1" -> "docker.io/me/app:1".
-    public static func normalize(_ reference: String) -> String {
-        var name = reference
-        let lastPart = name.split(separator: "/").last ?? ""
-        if !lastPart.contains(":") && !name.contains("@") { name += ":latest" }
-        let first = name.split(separator: "/").first ?? ""
-        if !name.contains("/") { return "docker.io/library/" + name }
-        if !first.contains(".") && !first.contains(":") && first != "localhost" { return "docker.io/" + name }
-        return name
+    /// "busybox" -> "docker.io/library/busybox:latest"; a name outside docker's grammar
+    /// (`../../etc/x`, a newline, 5,000 characters) fails the import.
+    public static func normalize(_ reference: String) throws -> String {
+        do { return try ImageReference.normalize(reference) } catch { throw ImageError("image name: \(error)") }
     }
 
     private func decode<T: Decodable>(_ type: T.Type, _ data: Data, what: String) throws -> T {

@@ -8,7 +8,12 @@ public final class LineSocket: @unchecked Sendable {
     public let fd: Int32
     private var buffer: [UInt8] = []
     private let writeLock = NSLock()
-    public private(set) var closed = false
+    /// Guards `closed`: shutdown and close never touch a number that was already closed.
+    private let stateLock = NSLock()
+    private var isClosed = false
+    /// Set when `readLine` gave up on a line longer than its limit.
+    public private(set) var overflowed = false
+    public var closed: Bool { stateLock.lock(); defer { stateLock.unlock() }; return isClosed }
 
     public init(fd: Int32) { self.fd = fd }
 
@@ -25,7 +30,7 @@ public final class LineSocket: @unchecked Sendable {
                 buffer.removeSubrange(...nl)
                 return line
             }
-            if buffer.count > maxLength { return nil }
+            if buffer.count > maxLength { overflowed = true; return nil }
             var chunk = [UInt8](repeating: 0, count: 64 * 1024)
             let n = recv(fd, &chunk, chunk.count, 0)
             if n < 0 && errno == EINTR { continue }
@@ -34,10 +39,10 @@ public final class LineSocket: @unchecked Sendable {
         }
     }
 
-    /// The next line parsed as a JSON object; nil at EOF or for a line that is not one.
-    public func readJSON() -> [String: Any]? {
+    /// The next line parsed as JSON; nil at EOF. A line that is not JSON reads as `.null`.
+    public func readValue() -> JSONValue? {
         guard let line = readLine() else { return nil }
-        return (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any]
+        return (try? JSONValue.parse(line)) ?? .null
     }
 
     /// Sends one line; with `dontWait`, gives up (false) rather than block on a full socket
@@ -46,6 +51,8 @@ public final class LineSocket: @unchecked Sendable {
     public func write(line: [UInt8], dontWait: Bool = false) -> Bool {
         writeLock.lock()
         defer { writeLock.unlock() }
+        // After close the number may already name another file: never send on it.
+        guard !closed else { return false }
         var data = line
         data.append(0x0a)
         var done = 0
@@ -60,24 +67,34 @@ public final class LineSocket: @unchecked Sendable {
     }
 
     @discardableResult
-    public func write(_ object: [String: Any], dontWait: Bool = false) -> Bool {
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .fragmentsAllowed]) else { return false }
-        return write(line: Array(data), dontWait: dontWait)
+    public func write(_ value: JSONValue, dontWait: Bool = false) -> Bool {
+        var bytes: [UInt8] = []
+        value.write(to: &bytes)
+        return write(line: bytes, dontWait: dontWait)
     }
 
     /// Ends both directions, waking a thread blocked reading this socket.
-    public func shutdownBoth() { Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+    /// Never takes the write lock: it is what wakes a writer blocked on a full socket.
+    public func shutdownBoth() {
+        stateLock.lock()
+        defer { stateLock.unlock() }
+        if !isClosed { Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+    }
 
-    /// Closes once, under the write lock, so no writer sends on a reused fd.
+    /// Closes once: wakes any blocked writer, waits for writers to finish, then closes, so no
+    /// writer or shutdown ever acts on a reused fd number.
     public func close() {
+        shutdownBoth()
         writeLock.lock()
         defer { writeLock.unlock() }
-        guard !closed else { return }
-        closed = true
+        stateLock.lock()
+        defer { stateLock.unlock() }
+        guard !isClosed else { return }
+        isClosed = true
         Glibc.close(fd)
     }
 
-    deinit { if !closed { Glibc.close(fd) } }
+    deinit { if !isClosed { Glibc.close(fd) } }
 }
 
 /// A socket that could not be reached.

@@ -1,53 +1,130 @@
-import CLinux
+import API
+import ArgumentParser
+@preconcurrency import Glibc
 import Foundation
-import RPC
 
-/// sctr: the human-facing client of scontainerd, docker-like verbs over the daemon's RPC.
-/// Tables by default, `--format json` for scripts; `run` exits with the container's code.
-public enum Sctr {
-    static let usage = """
-        usage: sctr [--socket PATH] [--format table|json] COMMAND [ARGS]
-          images | import PATH | tag SRC DST | rmi IMAGE
-          run [-d] [-i] [-t] [--rm] [--name N] [-e K=V] [-v SRC:DST[:ro]] [-w DIR] [-u USER] [--hostname H]
-              [-m BYTES[k|m|g]] [--cpus N] [--pids-limit N] [--read-only] [--cap-add C] [--cap-drop C]
-              [--restart no|on-failure[:N]|always] [--entrypoint CMD] [--cgroup-parent PATH] IMAGE [CMD...]
-          create (as run, without -d/--rm) | start ID | ps [-a] | logs [-f] [--tail N] ID | wait ID
-          exec [-i] [-t] [-e K=V] [-u USER] [-w DIR] ID CMD... | stop [-t SECONDS] ID | kill [-s SIGNAL] ID
-          pause ID | unpause ID | rm [-f] ID... | inspect ID|IMAGE
-          volume create NAME | volume ls | volume inspect NAME | volume rm NAME | events | version | info
-        """
+/// sctr: the human-facing client of scontainerd, with docker's grammar (swift-argument-parser:
+/// `--flag=value`, `-dit`, `--`, repeated flags, `help`, `--help` on every verb). Errors are
+/// reported before anything is sent. Exit codes as docker's: 125 for a usage, client or
+/// daemon error on run/create/start, 126 and 127 for a command that cannot run or does not
+/// exist, else the container's code; other verbs exit 1 when the daemon refuses.
+public struct Sctr: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "sctr",
+        abstract: "A docker-like client of scontainerd.",
+        version: "sctr 0.2.0 (protocol \(protocolVersion))",
+        subcommands: [
+            Run.self, Create.self, Start.self, Stop.self, Kill.self, Remove.self, Pause.self, Unpause.self, Wait.self,
+            ListContainers.self, Inspect.self, Logs.self, Exec.self,
+            ListImages.self, Import.self, Tag.self, RemoveImages.self,
+            VolumeCommand.self, Events.self, Version.self, Info.self, NamespaceCommand.self,
+        ])
 
-    /// Global flags, then the verb; exits with the verb's code.
+    @OptionGroup public var global: GlobalOptions
+
+    public init() {}
+
+    /// Parses and runs; exits with docker's codes.
     public static func main(_ arguments: [String]) -> Never {
-        var args = arguments[...]
-        var socketPath = ProcessInfo.processInfo.environment["SCONTAINERD_SOCKET"] ?? "/run/scontainerd/scontainerd.sock"
-        var json = false
-        while let first = args.first, first.hasPrefix("--") {
-            args.removeFirst()
-            switch first {
-            case "--socket": socketPath = args.popFirst() ?? socketPath
-            case "--format": json = args.popFirst() == "json"
-            case "--help": print(usage); exit(0)
-            default: fail("unknown option \(first)", code: 2)
-            }
-        }
-        guard let verb = args.popFirst() else { fail(usage, code: 2) }
-        let client = Client(socketPath: socketPath, json: json)
         do {
-            exit(try client.run(verb, Array(args)))
+            var command = try parseAsRoot(EmptyValues.split(arguments))
+            try command.run()
+            Glibc.exit(0)
+        } catch let failure as CLIExit {
+            Glibc.exit(failure.code)
         } catch {
-            fail("\(error)")
+            let code = exitCode(for: error)
+            if code == .success {
+                print(fullMessage(for: error))
+                Glibc.exit(0)
+            }
+            FileHandle.standardError.write(Data("sctr: \(message(for: error))\nSee 'sctr --help'.\n".utf8))
+            Glibc.exit(125)
         }
-    }
-
-    static func fail(_ message: String, code: Int32 = 1) -> Never {
-        FileHandle.standardError.write(Data("sctr: \(message)\n".utf8))
-        exit(code)
     }
 }
 
-/// An error the daemon answered with.
-struct DaemonError: Error, CustomStringConvertible {
-    let code: String
-    let description: String
+/// Options every verb takes, before or after its name.
+public struct GlobalOptions: ParsableArguments {
+    @Option(help: "The daemon's socket (default $SCONTAINERD_SOCKET or /run/scontainerd/scontainerd.sock).")
+    var socket: String?
+    @Option(help: "The namespace (default $SCONTAINERD_NAMESPACE or default).")
+    var namespace: String?
+    public init() {}
+
+    var socketPath: String { socket ?? ProcessInfo.processInfo.environment["SCONTAINERD_SOCKET"] ?? "/run/scontainerd/scontainerd.sock" }
+    var namespaceName: String { namespace ?? ProcessInfo.processInfo.environment["SCONTAINERD_NAMESPACE"] ?? Request.defaultNamespace }
+    var client: Client { Client(socketPath: socketPath, namespace: namespaceName) }
+}
+
+/// Ends the process with a code, after the command said why (or had nothing to say).
+struct CLIExit: Error {
+    let code: Int32
+}
+
+/// Prints `sctr: MESSAGE` to stderr and exits with `code`.
+func fail(_ message: String, code: Int32) -> CLIExit {
+    FileHandle.standardError.write(Data("sctr: \(message)\n".utf8))
+    return CLIExit(code: code)
+}
+
+/// For verbs that act on several objects (rm, stop, kill, ...): each in turn; a failure is
+/// reported and the rest still run, and the exit code is 1 if any failed (docker's way).
+func forEach(_ refs: [String], _ body: (String) throws -> Void) throws {
+    var failed = false
+    for ref in refs {
+        do { try body(ref) } catch let e as APIError {
+            FileHandle.standardError.write(Data("Error response from daemon: \(e.message)\n".utf8))
+            failed = true
+        }
+    }
+    if failed { throw CLIExit(code: 1) }
+}
+
+/// Runs a verb's daemon calls, turning a daemon error into `sctr: message` and `code`.
+func daemonCall<T>(code: Int32 = 1, _ body: () throws -> T) throws -> T {
+    do { return try body() } catch let e as APIError {
+        throw fail(e.message, code: e.code == .commandNotFound ? 127 : e.code == .commandNotExecutable ? 126 : code)
+    }
+}
+
+/// `--entrypoint=` (an empty value attached with `=`) as `--entrypoint ''`: swift-argument-parser
+/// reads an empty attached value as no value and takes the next word instead. Only words
+/// before a run/create/exec command's own arguments are rewritten.
+enum EmptyValues {
+    static let passthroughVerbs: Set<String> = ["run", "create", "exec"]
+    /// The short flags of run/create/exec that take a value (the next word is theirs).
+    static let shortValueFlags: Set<Character> = ["e", "v", "w", "u", "h", "m", "l"]
+
+    static func split(_ arguments: [String]) -> [String] {
+        var out: [String] = []
+        var verb: String?
+        var i = 0
+        while i < arguments.count {
+            let a = arguments[i]
+            i += 1
+            if a == "--" { out += arguments[(i - 1)...]; break }
+            if a.hasPrefix("--"), a.hasSuffix("="), a.count > 3 {
+                out += [String(a.dropLast()), ""]
+                continue
+            }
+            out.append(a)
+            if a.hasPrefix("--") {
+                // A long option without `=` may take the next word: keep it as it is.
+                if !a.contains("="), i < arguments.count, !arguments[i].hasPrefix("-"), !flagNames.contains(a) { out.append(arguments[i]); i += 1 }
+            } else if a.hasPrefix("-"), a.count > 1 {
+                if let last = a.last, shortValueFlags.contains(last), i < arguments.count { out.append(arguments[i]); i += 1 }
+            } else if verb == nil {
+                verb = a
+            } else if let v = verb, passthroughVerbs.contains(v) {
+                out += arguments[i...]
+                break
+            }
+        }
+        return out
+    }
+
+    /// Long flags that take no value (so the next word is not theirs).
+    static let flagNames: Set<String> = ["--detach", "--rm", "--read-only", "--interactive", "--tty", "--all", "--quiet", "--no-trunc",
+                                         "--force", "--volumes", "--follow", "--timestamps", "--help", "--version"]
 }

@@ -193,6 +193,8 @@ extension Shim {
                 read.cursor.close()
                 conn.logRead = nil
                 if read.follow && exit == nil {
+                    // The file is read: what follows is live (a client holding a tail window sends it now).
+                    conn.send(bytes: Array("{\"event\":\"caught-up\"}\n".utf8))
                     conn.followID = read.id
                 } else {
                     conn.reply(read.id, .object([("end", .string(exit == nil ? "eof" : "exited"))]))

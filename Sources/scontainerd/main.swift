@@ -1,34 +1,100 @@
+import API
+import ArgumentParser
 import Daemon
 import Foundation
 import ImageStore
+import Logging
 
-// scontainerd [--root DIR] [--state DIR] [--socket PATH] [--shim PATH] [--runtime PATH] [--snapshotter overlay|copy]
-// scontainerd unpack-layer LAYER.tar[.gz] DIR   (the layer unpacker alone: benchmarks, debugging)
-let arguments = Array(CommandLine.arguments.dropFirst())
-if arguments.first == "unpack-layer" {
-    guard arguments.count == 3 else { FileHandle.standardError.write(Data("usage: scontainerd unpack-layer LAYER DIR\n".utf8)); exit(2) }
-    do {
-        var source: ByteSource = try FileSource(path: arguments[1])
-        if FileSource.peek(arguments[1], count: 2) == [0x1f, 0x8b] { source = try GzipSource(source) }
-        let unpacker = try LayerUnpacker(root: arguments[2])
-        defer { unpacker.close() }
-        try unpacker.unpack(TarReader(source))
-        exit(0)
-    } catch {
-        FileHandle.standardError.write(Data("scontainerd: \(error)\n".utf8))
-        exit(1)
+/// scontainerd: the supervisor daemon. One per root (an exclusive lock says so); serves the
+/// JSON-lines RPC on a root-only socket until SIGTERM or SIGINT, then removes the socket.
+struct Scontainerd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scontainerd",
+        abstract: "The srunc supervisor: images, containers through sshim, volumes, events, over a JSON-lines RPC.",
+        version: "scontainerd 0.2.0 (protocol \(protocolVersion))",
+        subcommands: [Serve.self, UnpackLayer.self],
+        defaultSubcommand: Serve.self)
+}
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Serve the RPC (the default).")
+
+    @Option(help: "Content, snapshots, container data, volumes, metadata.db.") var root = "/var/lib/scontainerd"
+    @Option(help: "Socket, bundles, shim state, the runtime's state.") var state = "/run/scontainerd"
+    @Option(help: "The RPC socket (default STATE/scontainerd.sock).") var socket: String?
+    @Option(help: "The sshim binary (default: beside scontainerd).") var shim: String?
+    @Option(help: "The OCI runtime (default: srunc beside scontainerd).") var runtime: String?
+    @Option(help: "overlay (falls back to copying where it cannot mount) or copy.") var snapshotter = "overlay"
+    @Option(help: "The daemon's log file (default ROOT/scontainerd.log).") var logFile: String?
+    @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
+
+    func validate() throws {
+        for (flag, path) in [("--root", root), ("--state", state), ("--socket", socket), ("--shim", shim), ("--runtime", runtime), ("--log-file", logFile)] {
+            if let path, !path.hasPrefix("/") { throw ValidationError("\(flag) needs an absolute path, got \(path)") }
+        }
+        guard ["overlay", "copy"].contains(snapshotter) else { throw ValidationError("--snapshotter is overlay or copy, got \(snapshotter)") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level: \(logLevel) is not a level") }
+    }
+
+    func run() throws {
+        guard getuid() == 0 else { throw ValidationError("scontainerd runs as root") }
+        var config = DaemonConfig()
+        config.root = root
+        config.state = state
+        config.socket = socket
+        if let shim { config.shim = shim }
+        if let runtime { config.runtime = runtime }
+        config.snapshotter = snapshotter
+        // Stop signals go to one thread that removes the socket and exits; blocked before any
+        // other thread exists, so none of them ever takes the signal.
+        var stopSignals = sigset_t()
+        sigemptyset(&stopSignals)
+        sigaddset(&stopSignals, SIGTERM)
+        sigaddset(&stopSignals, SIGINT)
+        pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let level = Logger.Level(rawValue: logLevel)!
+        let file = try FileLogHandler(label: "scontainerd", path: logFile ?? root + "/scontainerd.log", level: level)
+        LoggingSystem.bootstrap { label in
+            var stderr = StreamLogHandler.standardError(label: label)
+            stderr.logLevel = level
+            return MultiplexLogHandler([stderr, file])
+        }
+        let log = Logger(label: "scontainerd")
+        let daemon: Daemon
+        do { daemon = try Daemon(config: config, log: log) } catch { log.critical("\(error)"); throw ExitCode.failure }
+        // Bound before recovery (a second daemon on this socket is refused before touching
+        // anything); clients wait in the backlog until recovery is done.
+        let server = RPCServer(daemon: daemon)
+        do { try server.listen() } catch { log.critical("\(error)"); throw ExitCode.failure }
+        daemon.recover()
+        let socketPath = config.socketPath
+        let waitFor = stopSignals
+        Thread.detachNewThread {
+            var set = waitFor, signal: Int32 = 0
+            sigwait(&set, &signal)
+            unlink(socketPath)
+            log.notice("signal \(signal): stopped serving \(socketPath); containers keep running under their shims")
+            Glibc.exit(0)
+        }
+        log.notice("serving \(socketPath) (root \(config.root), runtime \(config.runtime))")
+        server.serve()
     }
 }
-do {
-    let config = try DaemonConfig(arguments: arguments)
-    guard getuid() == 0 else { throw RPCError.precondition("scontainerd runs as root") }
-    let daemon = try Daemon(config: config)
-    daemon.recover()
-    let server = RPCServer(daemon: daemon)
-    try server.listen()
-    FileHandle.standardError.write(Data("scontainerd \(config.socketPath): serving\n".utf8))
-    server.serve()
-} catch {
-    FileHandle.standardError.write(Data("scontainerd: \(error)\n".utf8))
-    exit(1)
+
+/// The layer unpacker alone: benchmarks, debugging.
+struct UnpackLayer: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "unpack-layer", abstract: "Unpack one layer tarball (gzip or not) into a directory.")
+    @Argument(help: "The layer (tar or tar.gz).") var layer: String
+    @Argument(help: "The directory to unpack into.") var directory: String
+
+    func run() throws {
+        var source: ByteSource = try FileSource(path: layer)
+        if FileSource.peek(layer, count: 2) == [0x1f, 0x8b] { source = try GzipSource(source) }
+        let unpacker = try LayerUnpacker(root: directory)
+        defer { unpacker.close() }
+        try unpacker.unpack(TarReader(source))
+    }
 }
+
+Scontainerd.main()

@@ -60,10 +60,17 @@ final class DaemonInstance: @unchecked Sendable {
 
     func importImage(_ file: String) throws -> Outcome { try sctr(["import", TestImages.dir + "/" + file]) }
 
-    /// `sctr inspect` as JSON.
+    /// `sctr inspect` as JSON (the one object of its array).
     func inspect(_ ref: String) throws -> [String: Any] {
         let r = try sctr(["inspect", ref])
-        return (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]) ?? [:]
+        return ((try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [[String: Any]])?.first ?? [:]
+    }
+
+    /// `sctr ps -a --format json`: one object per line.
+    func containers(_ extra: [String] = []) throws -> [[String: Any]] {
+        try sctr(["ps", "-a", "--format", "json"] + extra).stdout.split(separator: "\n").compactMap {
+            try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
     }
 
     /// Kills the daemon outright (no cleanup of its own), as a crash would.
@@ -75,9 +82,9 @@ final class DaemonInstance: @unchecked Sendable {
 
     func stop() {
         if pid > 0 {
-            if let list = try? sctr(["--format", "json", "ps", "-a"]),
-               let containers = try? JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]] {
-                for c in containers { _ = try? sctr(["rm", "-f", c["id"] as? String ?? ""]) }
+            for ns in (try? sctr(["namespace", "ls"]).stdout.split(separator: "\n").map(String.init)) ?? [] {
+                let ids = (try? sctr(["--namespace", ns, "ps", "-aq", "--no-trunc"]).stdout.split(separator: "\n").map(String.init)) ?? []
+                if !ids.isEmpty { _ = try? sctr(["--namespace", ns, "rm", "-f"] + ids) }
             }
             kill(pid, SIGTERM)
             waitForExit(pid)

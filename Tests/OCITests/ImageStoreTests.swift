@@ -24,10 +24,4 @@ import Testing
         #expect(LayerUnpacker.clean("../x") == nil)
         #expect(LayerUnpacker.clean("a/../../x") == nil)
     }
-
-    @Test func referencesNormalize() {
-        #expect(ImageImporter.normalize("busybox") == "docker.io/library/busybox:latest")
-        #expect(ImageImporter.normalize("me/app:1") == "docker.io/me/app:1")
-        #expect(ImageImporter.normalize("localhost:5000/app") == "localhost:5000/app:latest")
-    }
 }

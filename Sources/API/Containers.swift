@@ -1,0 +1,277 @@
+import OCI
+
+/// `{"label":["a=b"],"status":["running"]}`: values of one key match any, keys match all
+/// (label values must all match), as docker's `--filter`.
+public typealias Filters = [String: [String]]
+
+/// Where a container is in its life. `creating` is seen only while a create runs.
+public enum ContainerStatus: String, Codable, Sendable, CaseIterable {
+    case creating, created, running, paused, exited
+    public var isLive: Bool { self == .running || self == .paused }
+}
+
+/// A restart policy: what the daemon does when a container exits on its own.
+public struct RestartPolicy: Codable, Sendable, Equatable {
+    public enum Name: String, Codable, Sendable, CaseIterable { case no, onFailure = "on-failure", always }
+    public var name: Name
+    /// With `on-failure`: at most this many restarts (0: no limit).
+    public var maxRetries: Int?
+
+    public init(name: Name, maxRetries: Int? = nil) { self.name = name; self.maxRetries = maxRetries }
+
+    /// Docker's spelling: `no`, `on-failure[:N]`, `always`.
+    public init(parsing text: String) throws(APIError) {
+        let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let name = Name(rawValue: String(parts[0])) else { throw .params("restart: \(ReferenceError.shown(text)) is not no, on-failure[:N] or always") }
+        self.name = name
+        if parts.count == 2 {
+            guard name == .onFailure, let n = Int(parts[1]), n >= 0 else { throw .params("restart: a retry count goes with on-failure only, as on-failure:N") }
+            maxRetries = n
+        }
+    }
+
+    public func validate() throws(APIError) {
+        if let n = maxRetries { guard name == .onFailure, n >= 0 else { throw .params("restart.maxRetries: a count, with on-failure only") } }
+    }
+
+    /// Whether a container that exited with `code`, already restarted `count` times, goes again.
+    public func restarts(exitCode code: Int, count: Int) -> Bool {
+        switch name {
+        case .no: return false
+        case .always: return true
+        case .onFailure: return code != 0 && ((maxRetries ?? 0) == 0 || count < maxRetries!)
+        }
+    }
+
+    /// The pause before restart number `count + 1`: 100 ms doubling, at most 2 s (docker's shape).
+    public static func backoff(afterRestarts count: Int) -> Double { min(0.1 * Double(1 << min(count, 5)), 2.0) }
+}
+
+/// A new container (params of container.create and container.run).
+public struct CreateOptions: Codable, Sendable, Equatable {
+    /// An image name (normalized as docker's) or a digest / unique digest prefix.
+    public var image: String
+    public var name: String?
+    /// The command, replacing the image's Cmd.
+    public var cmd: [String]?
+    /// Replaces the image's Entrypoint (and drops its Cmd); `[]` clears it, as `--entrypoint ''`.
+    public var entrypoint: [String]?
+    /// `KEY=VALUE`, merged over the image's.
+    public var env: [String]?
+    public var workdir: String?
+    /// `name`, `uid`, `name:group`, `uid:gid`, resolved in the image's /etc/passwd and /etc/group.
+    public var user: String?
+    public var hostname: String?
+    public var tty: Bool?
+    public var stdin: Bool?
+    public var readOnly: Bool?
+    /// `SRC:/DST[:ro|rw]`: SRC absolute is a bind mount, else a named volume (created on first use).
+    public var volumes: [String]?
+    /// Bytes; at least 4 MiB.
+    public var memory: Int64?
+    /// CPUs as a fraction (1.5 is 150 ms per 100 ms period).
+    public var cpus: Double?
+    /// Zero or less: no limit.
+    public var pidsLimit: Int64?
+    /// Capability names with or without `CAP_`; `ALL` adds every capability the host grants.
+    public var capAdd: [String]?
+    /// `ALL` drops every capability.
+    public var capDrop: [String]?
+    public var restart: RestartPolicy?
+    /// Remove the container when it exits (docker's `--rm` with `-d`).
+    public var autoRemove: Bool?
+    /// Parent cgroup (default `/scontainerd`).
+    public var cgroupParent: String?
+    public var labels: [String: String]?
+
+    public init(image: String) { self.image = image }
+
+    /// Checks every field that needs no image or host to check.
+    public func validate() throws(APIError) {
+        if let name { try Validate.name(name, field: "name") }
+        try Validate.command(cmd, field: "cmd")
+        try Validate.command(entrypoint, field: "entrypoint")
+        try Validate.env(env)
+        try Validate.containerPath(workdir, field: "workdir")
+        try Validate.labels(labels)
+        if let user { guard user.utf8.count <= 256, !user.contains(where: { $0.isWhitespace || $0 == "\0" }) else { throw .params("user: \(ReferenceError.shown(user))") } }
+        if let h = hostname {
+            guard !h.isEmpty, h.utf8.count <= 64, h.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") }) else {
+                throw .params("hostname: \(ReferenceError.shown(h)) (letters, digits, '-', '.', at most 64)")
+            }
+        }
+        if let m = memory, m < 4 << 20 { throw .params("memory: at least 4 MiB (4194304), got \(m)") }
+        if let c = cpus, !(c > 0 && c <= 1024) { throw .params("cpus: a positive number of CPUs, got \(c)") }
+        for (field, caps) in [("capAdd", capAdd), ("capDrop", capDrop)] {
+            for (i, c) in (caps ?? []).enumerated() where c.uppercased() != "ALL" && Capability.canonical(c) == nil {
+                throw .params("\(field)[\(i)]: unknown capability \(ReferenceError.shown(c))")
+            }
+        }
+        try restart?.validate()
+        if let p = cgroupParent {
+            guard p.hasPrefix("/"), !p.split(separator: "/").contains(".."), p.utf8.count <= 1024, !p.utf8.contains(0) else {
+                throw .params("cgroupParent: an absolute cgroup path without '..'")
+            }
+        }
+        if autoRemove == true, let r = restart, r.name != .no { throw .params("autoRemove: conflicts with restart \(r.name.rawValue)") }
+        for (i, v) in (volumes ?? []).enumerated() {
+            guard (try? VolumeSpec(parsing: v)) != nil else { throw .params("volumes[\(i)]: \(ReferenceError.shown(v)) is not SRC:/DST[:ro|rw]") }
+        }
+    }
+}
+
+/// One `SRC:/DST[:ro|rw]` volume entry.
+public struct VolumeSpec: Sendable, Equatable {
+    public var source: String
+    public var destination: String
+    public var readOnly: Bool
+    public var isBind: Bool { source.hasPrefix("/") }
+
+    public init(parsing text: String) throws(APIError) {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        guard (2...3).contains(parts.count), !parts[0].isEmpty, parts[1].hasPrefix("/"), parts.count == 2 || ["ro", "rw"].contains(parts[2]),
+              !text.utf8.contains(0), text.utf8.count <= 4096 else {
+            throw .params("volume \(ReferenceError.shown(text)): SRC:/DESTINATION[:ro|rw]")
+        }
+        if !parts[0].hasPrefix("/") { try Validate.name(parts[0], field: "volume name") }
+        source = parts[0]; destination = parts[1]; readOnly = parts.count == 3 && parts[2] == "ro"
+    }
+}
+
+/// The Linux capability names a container may be given.
+public enum Capability {
+    public static let all = [
+        "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID",
+        "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
+        "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT",
+        "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD",
+        "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
+        "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+    ]
+
+    /// `chown`, `CAP_CHOWN`, `cap_chown` as `CAP_CHOWN`; nil for an unknown name.
+    public static func canonical(_ name: String) -> String? {
+        let upper = name.uppercased()
+        let full = upper.hasPrefix("CAP_") ? upper : "CAP_" + upper
+        return all.contains(full) ? full : nil
+    }
+}
+
+/// How a process ended: the code a shell shows (128+signal when killed), the signal, OOM.
+public struct ExitStatus: Codable, Sendable, Equatable, Notice {
+    public static let key = NoticeKey.exit
+    public var code: Int
+    public var signal: Int?
+    public var oomKilled: Bool?
+    public var time: String?
+
+    public init(code: Int, signal: Int? = nil, oomKilled: Bool? = nil, time: String? = nil) {
+        self.code = code; self.signal = signal; self.oomKilled = oomKilled; self.time = time
+    }
+}
+
+/// A container as inspect and list report it.
+public struct ContainerInfo: Codable, Sendable {
+    public var id: String
+    public var name: String
+    public var namespace: String
+    public var image: String
+    public var imageDigest: String
+    public var status: ContainerStatus
+    public var pid: Int
+    public var exitCode: Int?
+    public var exitSignal: Int?
+    public var oomKilled: Bool
+    public var restartCount: Int
+    public var created: String
+    public var startedAt: String?
+    public var finishedAt: String?
+    public var logPath: String
+    public var bundle: String
+    public var labels: [String: String]
+    public var config: CreateOptions
+
+    public init(id: String, name: String, namespace: String, image: String, imageDigest: String, status: ContainerStatus, pid: Int,
+                exitCode: Int?, exitSignal: Int?, oomKilled: Bool, restartCount: Int, created: String, startedAt: String?,
+                finishedAt: String?, logPath: String, bundle: String, labels: [String: String], config: CreateOptions) {
+        self.id = id; self.name = name; self.namespace = namespace; self.image = image; self.imageDigest = imageDigest
+        self.status = status; self.pid = pid; self.exitCode = exitCode; self.exitSignal = exitSignal; self.oomKilled = oomKilled
+        self.restartCount = restartCount; self.created = created; self.startedAt = startedAt; self.finishedAt = finishedAt
+        self.logPath = logPath; self.bundle = bundle; self.labels = labels; self.config = config
+    }
+}
+
+public struct ContainerRef: Codable, Sendable { public var id: String; public var name: String; public init(id: String, name: String) { self.id = id; self.name = name } }
+public struct ContainerList: Codable, Sendable { public var containers: [ContainerInfo]; public init(containers: [ContainerInfo]) { self.containers = containers } }
+
+/// A container by id, name or unique id prefix.
+public struct ContainerParams: Codable, Sendable { public var id: String; public init(id: String) { self.id = id } }
+
+public struct ListContainersParams: Codable, Sendable {
+    /// Exited and created containers too.
+    public var all: Bool?
+    /// Keys: id, name, label, status, ancestor.
+    public var filters: Filters?
+    public init(all: Bool? = nil, filters: Filters? = nil) { self.all = all; self.filters = filters }
+    public static let filterKeys = ["id", "name", "label", "status", "ancestor"]
+}
+
+public struct StopParams: Codable, Sendable {
+    public var id: String
+    /// Seconds between the stop signal and SIGKILL (default 10, at most 86400).
+    public var timeout: Double?
+    public init(id: String, timeout: Double? = nil) { self.id = id; self.timeout = timeout }
+}
+
+public struct KillParams: Codable, Sendable {
+    public var id: String
+    /// A name (`SIGTERM`, `TERM`) or number; default SIGKILL.
+    public var signal: Signal?
+    /// Every process in the container, not only its init.
+    public var all: Bool?
+    public init(id: String, signal: Signal? = nil, all: Bool? = nil) { self.id = id; self.signal = signal; self.all = all }
+}
+
+public struct RemoveParams: Codable, Sendable {
+    public var id: String
+    /// Stop a running container first (SIGKILL).
+    public var force: Bool?
+    public init(id: String, force: Bool? = nil) { self.id = id; self.force = force }
+}
+
+public struct ExecParams: Codable, Sendable {
+    public var id: String
+    public var cmd: [String]
+    public var tty: Bool?
+    public var stdin: Bool?
+    public var env: [String]?
+    public var user: String?
+    public var workdir: String?
+    public init(id: String, cmd: [String]) { self.id = id; self.cmd = cmd }
+}
+
+/// An exec has started; its output and exit follow as notices.
+public struct ExecStarted: Codable, Sendable { public var pid: Int; public init(pid: Int) { self.pid = pid } }
+/// An attach has begun; output and exit follow as notices.
+public struct AttachStarted: Codable, Sendable {
+    public var terminal: Bool
+    public var stdin: Bool
+    public init(terminal: Bool, stdin: Bool) { self.terminal = terminal; self.stdin = stdin }
+}
+
+/// A chunk of a stream's output (base64: it may not be text).
+public struct Output: Notice, Equatable {
+    public static let key = NoticeKey.output
+    public enum Stream: String, Codable, Sendable { case stdout, stderr }
+    public var stream: Stream
+    public var data: String
+    public init(stream: Stream, data: String) { self.stream = stream; self.data = data }
+}
+
+public struct StdinParams: Codable, Sendable { public var data: String; public init(data: String) { self.data = data } }
+public struct StdinResult: Codable, Sendable { public var written: Int; public init(written: Int) { self.written = written } }
+public struct ResizeParams: Codable, Sendable {
+    public var rows: UInt16
+    public var cols: UInt16
+    public init(rows: UInt16, cols: UInt16) { self.rows = rows; self.cols = cols }
+}

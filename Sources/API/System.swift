@@ -1,0 +1,40 @@
+/// The protocol's version: 2 is the typed API (namespaces, event sequence numbers, notices with ids).
+public let protocolVersion = 2
+
+public struct Empty: Codable, Sendable, Equatable { public init() {} }
+
+public struct VersionInfo: Codable, Sendable {
+    public var version: String
+    public var `protocol`: Int
+    public init(version: String, protocol: Int) { self.version = version; self.protocol = `protocol` }
+}
+
+public struct SystemInfo: Codable, Sendable {
+    public var root: String
+    public var state: String
+    public var runtime: String
+    public var shim: String
+    /// Counts in the request's namespace.
+    public var namespace: String
+    public var containers: Int
+    public var running: Int
+    public var images: Int
+    public var volumes: Int
+    public init(root: String, state: String, runtime: String, shim: String, namespace: String, containers: Int, running: Int, images: Int, volumes: Int) {
+        self.root = root; self.state = state; self.runtime = runtime; self.shim = shim; self.namespace = namespace
+        self.containers = containers; self.running = running; self.images = images; self.volumes = volumes
+    }
+}
+
+public struct NamespaceList: Codable, Sendable {
+    /// Every namespace that holds a container, image or volume.
+    public var namespaces: [String]
+    public init(namespaces: [String]) { self.namespaces = namespaces }
+}
+
+public struct WaitResult: Codable, Sendable {
+    public var exitCode: Int
+    public var signal: Int?
+    public var oomKilled: Bool
+    public init(exitCode: Int, signal: Int?, oomKilled: Bool) { self.exitCode = exitCode; self.signal = signal; self.oomKilled = oomKilled }
+}

@@ -1,0 +1,235 @@
+import API
+import CLinux
+import Foundation
+import ImageStore
+import OCI
+import Wire
+
+/// Containers: create (rootfs, bundle, shim), start, the monitor that records exits and
+/// applies restart policies, stop, remove, and recovery after a daemon restart.
+extension Daemon {
+    func row(_ ns: String, _ ref: String) throws -> Metadata.ContainerRow {
+        guard let row = try metadata.container(ns, ref) else { throw APIError.notFound("no such container: \(ReferenceError.shown(ref))") }
+        return row
+    }
+
+    func createContainer(_ ns: String, _ options: CreateOptions) throws -> Metadata.ContainerRow {
+        try options.validate()
+        let (image, imageRow) = try findImage(ns, options.image)
+        let id = Daemon.newID()
+        let name = options.name ?? "c-" + id.prefix(12)
+        try metadata.insertContainer(ns, id: id, name: name, image: imageRow.name, manifestDigest: image.manifestDigest, options: options)
+        do {
+            try prepareBundle(ns, id: id, image: image, options: options)
+            let pid = try startShim(id: id, options: options)
+            try metadata.setStatus(id, .created, pid: pid,
+                                   event: EventDraft(namespace: ns, type: .container, action: .create, id: id, attributes: ["name": name, "image": imageRow.name]))
+        } catch {
+            teardown(id)
+            logged("forget the failed container \(id)") { try metadata.removeContainer(id, event: nil) }
+            throw error
+        }
+        return try row(ns, id)
+    }
+
+    private func prepareBundle(_ ns: String, id: String, image: StoredImage, options: CreateOptions) throws {
+        let lowers = try snapshots.prepare(image)
+        for dir in [containerDir(id) + "/upper", containerDir(id) + "/work", rootfsDir(id)] {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        }
+        let data = "lowerdir=\(lowers.reversed().joined(separator: ":")),upperdir=\(containerDir(id))/upper,workdir=\(containerDir(id))/work"
+        if config.snapshotter == "copy" || mount("overlay", rootfsDir(id), "overlay", 0, data) != 0 {
+            // No overlayfs here (or asked not to use it): the rootfs is a private copy, kept on
+            // disk beside the container's other data and bound where the bundle expects it.
+            let copy = containerDir(id) + "/upper"
+            do { try snapshots.materialize(image, into: copy) } catch { throw APIError.internal("copy rootfs: \(error)") }
+            if mount(copy, rootfsDir(id), nil, UInt(MS_BIND), nil) != 0 {
+                throw APIError.internal("bind rootfs: \(String(cString: strerror(errno)))")
+            }
+        }
+        var mounts: [(String, String, Bool)] = []
+        for text in options.volumes ?? [] {
+            let v = try VolumeSpec(parsing: text)
+            if v.isBind {
+                guard FileManager.default.fileExists(atPath: v.source) else { throw APIError.params("volumes: bind source \(v.source) does not exist") }
+                mounts.append((v.source, v.destination, v.readOnly))
+            } else {
+                try ensureVolume(ns, v.source)
+                mounts.append((volumeDir(ns, v.source), v.destination, v.readOnly))
+            }
+        }
+        let taken = Set(mounts.map(\.1))
+        for (n, destination) in (image.config.config?.Volumes ?? [:]).keys.sorted().enumerated() where !taken.contains(destination) {
+            let dir = containerDir(id) + "/volumes/\(n)"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            mounts.append((dir, destination, false))
+        }
+        let spec = try BundleBuilder(options: options, image: image.config, id: id, rootfs: rootfsDir(id), mounts: mounts).spec()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(spec).write(to: URL(fileURLWithPath: bundleDir(id) + "/config.json"))
+    }
+
+    private func startShim(id: String, options: CreateOptions) throws -> Int {
+        var args = ["--id", id, "--bundle", bundleDir(id), "--state-dir", shim(id).stateDir, "--log", logPath(id),
+                    "--runtime", config.runtime, "--runtime-root", config.state + "/runtime",
+                    "--log-max-size", "100m", "--log-max-files", "3"]
+        if options.tty == true { args.append("--terminal") }
+        if options.stdin == true { args.append("--stdin") }
+        return try ShimLink.start(binary: config.shim, arguments: args)
+    }
+
+    func startContainer(_ c: Metadata.ContainerRow) throws {
+        guard c.status == .created else { throw APIError.precondition("container \(c.name) is \(c.status.rawValue)") }
+        try shim(c.id).call("start")
+        try metadata.setStatus(c.id, .running, started: true, event: EventDraft(namespace: c.namespace, type: .container, action: .start, id: c.id, attributes: ["name": c.name]))
+        monitor(c.id)
+    }
+
+    /// Waits (on its own thread) for the container's exit, records it with its `die` event,
+    /// then applies auto-remove or the restart policy.
+    func monitor(_ id: String) {
+        lock.lock()
+        let fresh = monitored.insert(id).inserted
+        lock.unlock()
+        guard fresh else { return }
+        Thread.detachNewThread { [self] in
+            let link = shim(id)
+            var exit: ExitStatus?
+            do { exit = ShimLink.exitStatus(try link.call("wait")) } catch { log.warning("wait for \(id): \(error); reading its exit file") }
+            exit = exit ?? link.exitRecord()
+            lock.lock()
+            monitored.remove(id)
+            let deliberate = stopping.contains(id)
+            lock.unlock()
+            guard let c = try? metadata.container(id: id) else { return }
+            let status = exit ?? ExitStatus(code: -1, signal: nil, oomKilled: false, time: nil)
+            if exit == nil { log.error("container \(id): the shim is gone and left no exit record") }
+            let policy = c.options.restart ?? RestartPolicy(name: .no)
+            let again = !deliberate && c.options.autoRemove != true && policy.restarts(exitCode: status.code, count: c.restartCount)
+            logged("record the exit of \(id)") {
+                try metadata.setExited(id, status, restarted: again, event: dieEvent(c, status))
+            }
+            if c.options.autoRemove == true && !deliberate {
+                logged("auto-remove \(id)") { try removeContainer(c, force: true) }
+            } else if again {
+                usleep(useconds_t(RestartPolicy.backoff(afterRestarts: c.restartCount) * 1_000_000))
+                logged("restart \(id)") { try restart(id) }
+            }
+        }
+    }
+
+    func dieEvent(_ c: Metadata.ContainerRow, _ exit: ExitStatus) -> EventDraft {
+        EventDraft(namespace: c.namespace, type: .container, action: .die, id: c.id,
+                   attributes: ["name": c.name, "exitCode": String(exit.code)], exit: exit)
+    }
+
+    /// A new run of an exited container: same rootfs and config, a new shim and init.
+    private func restart(_ id: String) throws {
+        guard let c = try metadata.container(id: id) else { return }
+        _ = try? shim(id).call("delete", .object([("force", .bool(true))]))
+        let pid = try startShim(id: id, options: c.options)
+        try shim(id).call("start")
+        try metadata.setStatus(id, .running, pid: pid, started: true,
+                               event: EventDraft(namespace: c.namespace, type: .container, action: .restart, id: id,
+                                                 attributes: ["name": c.name, "restartCount": String(c.restartCount)]))
+        monitor(id)
+    }
+
+    /// The stop signal (the image's StopSignal, default SIGTERM), then SIGKILL after `timeout` seconds.
+    func stopContainer(_ c: Metadata.ContainerRow, timeout: Double) throws {
+        guard c.status.isLive else { return }
+        let signal = (try? storedImage(manifestDigest: c.manifestDigest, name: nil))?.config.config?.StopSignal ?? "SIGTERM"
+        markStopping(c.id, true)
+        defer { markStopping(c.id, false) }
+        if c.status == .paused { logged("resume \(c.id) to stop it") { try shim(c.id).call("resume") } }
+        logged("send \(signal) to \(c.id)") { try shim(c.id).call("kill", .object([("signal", .string(signal))])) }
+        if !waitForExit(c.id, seconds: timeout) {
+            logged("SIGKILL \(c.id)") { try shim(c.id).call("kill", .object([("signal", .string("SIGKILL")), ("all", .bool(true))])) }
+            if !waitForExit(c.id, seconds: 10) { throw APIError(.runtimeError, "container \(c.name) did not exit after SIGKILL") }
+        }
+    }
+
+    private func markStopping(_ id: String, _ on: Bool) {
+        lock.lock(); defer { lock.unlock() }
+        if on { stopping.insert(id) } else { stopping.remove(id) }
+    }
+
+    /// Waits until the monitor has recorded the exit (woken by the events it commits).
+    func waitForExit(_ id: String, seconds: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        var seen = events.currentGeneration
+        while true {
+            if let c = try? metadata.container(id: id), c.status == .exited {
+                lock.lock(); let watching = monitored.contains(id); lock.unlock()
+                if !watching { return true }
+            } else if (try? metadata.container(id: id)) == nil {
+                return true
+            }
+            let left = deadline.timeIntervalSinceNow
+            if left <= 0 { return false }
+            seen = events.waitForEvents(after: seen, timeout: min(left, 0.05))
+        }
+    }
+
+    func removeContainer(_ c: Metadata.ContainerRow, force: Bool) throws {
+        if c.status.isLive {
+            guard force else { throw APIError.conflict("container \(c.name) is \(c.status.rawValue): stop it first or force") }
+            try stopContainer(c, timeout: 0)
+        }
+        markStopping(c.id, true)
+        defer { markStopping(c.id, false) }
+        if FileManager.default.fileExists(atPath: shim(c.id).socketPath) {
+            logged("delete \(c.id) through its shim") { try shim(c.id).call("delete", .object([("force", .bool(true))])) }
+        }
+        teardown(c.id)
+        try metadata.removeContainer(c.id, event: EventDraft(namespace: c.namespace, type: .container, action: .destroy, id: c.id, attributes: ["name": c.name]))
+    }
+
+    /// Unmounts and removes a container's directories; runs the runtime's delete itself if
+    /// the shim is gone, so no runtime state or cgroup outlives the container.
+    func teardown(_ id: String) {
+        if FileManager.default.fileExists(atPath: shim(id).socketPath), !shim(id).isAlive {
+            logged("runtime delete --force \(id)") {
+                let out = try execute(config.runtime, ["--root", config.state + "/runtime", "delete", "--force", id])
+                if out.code != 0 && !out.stderr.contains("does not exist") { log.warning("runtime delete \(id): \(out.stderr)") }
+            }
+        }
+        if umount2(rootfsDir(id), Int32(MNT_DETACH)) != 0 && errno != EINVAL && errno != ENOENT {
+            log.warning("unmount \(rootfsDir(id)): \(String(cString: strerror(errno)))")
+        }
+        for dir in [bundleDir(id), containerDir(id), shim(id).stateDir] where FileManager.default.fileExists(atPath: dir) {
+            logged("remove \(dir)") { try FileManager.default.removeItem(atPath: dir) }
+        }
+    }
+
+    /// After a restart of the daemon: reconnect to the shims of containers that were running,
+    /// and record the exits (with their `die` events) of those that ended meanwhile.
+    public func recover() {
+        let all: [Metadata.ContainerRow]
+        do { all = try metadata.containers(nil) } catch { log.error("recovery: cannot read containers: \(error)"); return }
+        for c in all {
+            switch c.status {
+            case .running, .paused:
+                if shim(c.id).isAlive { monitor(c.id); continue }
+                let exit = shim(c.id).exitRecord() ?? ExitStatus(code: -1, signal: nil, oomKilled: false, time: nil)
+                log.info("recovery: container \(c.id) exited while the daemon was down (code \(exit.code))")
+                logged("recovery: record the exit of \(c.id)") { try metadata.setExited(c.id, exit, restarted: false, event: dieEvent(c, exit)) }
+            case .creating:
+                log.info("recovery: removing half-created container \(c.id)")
+                teardown(c.id)
+                logged("recovery: forget \(c.id)") { try metadata.removeContainer(c.id, event: nil) }
+            default: break
+            }
+        }
+    }
+
+    func info(_ c: Metadata.ContainerRow) -> ContainerInfo {
+        var status = c.status
+        if status == .running, let state = try? shim(c.id).call("state"), let s = state["status"]?.string, let live = ContainerStatus(rawValue: s) { status = live }
+        return ContainerInfo(id: c.id, name: c.name, namespace: c.namespace, image: c.image, imageDigest: c.manifestDigest, status: status,
+                             pid: c.pid, exitCode: c.exitCode, exitSignal: c.exitSignal, oomKilled: c.oomKilled, restartCount: c.restartCount,
+                             created: c.created, startedAt: c.startedAt, finishedAt: c.finishedAt, logPath: logPath(c.id),
+                             bundle: bundleDir(c.id), labels: c.options.labels ?? [:], config: c.options)
+    }
+}

@@ -1,0 +1,111 @@
+import API
+import ArgumentParser
+import Foundation
+
+/// A byte size as docker writes it: `512`, `64k`, `64m`, `1g` (case-insensitive, `b` optional).
+struct ByteSize: ExpressibleByArgument {
+    let bytes: Int64
+    init?(argument: String) {
+        var text = argument.lowercased()
+        if text.count > 1 && text.hasSuffix("b") { text.removeLast() }
+        let units: [Character: Int64] = ["k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40]
+        var scale: Int64 = 1
+        if let last = text.last, let unit = units[last] { scale = unit; text.removeLast() }
+        guard let n = Int64(text), n >= 0, n <= Int64.max / scale else { return nil }
+        bytes = n * scale
+    }
+    static var defaultValueDescription: String { "bytes" }
+}
+
+/// The flags `run` and `create` share: what becomes container.create's params.
+struct ContainerOptions: ParsableArguments {
+    @Option(help: "Assign a name to the container.") var name: String?
+    @Option(name: .shortAndLong, help: "Set an environment variable (KEY=VALUE, or KEY for the host's value).") var env: [String] = []
+    @Option(help: "Read environment variables from a file.") var envFile: [String] = []
+    @Option(name: .shortAndLong, help: "Bind a host path or a named volume (SRC:/DST[:ro]).") var volume: [String] = []
+    @Option(name: .shortAndLong, help: "Working directory inside the container.") var workdir: String?
+    @Option(name: .shortAndLong, help: "Username or UID (format: <name|uid>[:<group|gid>]).") var user: String?
+    @Option(name: [.customShort("h"), .long], help: "Container host name.") var hostname: String?
+    @Option(name: .shortAndLong, help: "Memory limit (e.g. 64m).") var memory: ByteSize?
+    @Option(help: "Number of CPUs.") var cpus: Double?
+    @Option(help: "Tune container pids limit (set -1 for unlimited).") var pidsLimit: Int64?
+    @Flag(help: "Mount the container's root filesystem as read only.") var readOnly = false
+    @Option(help: "Add Linux capabilities.") var capAdd: [String] = []
+    @Option(help: "Drop Linux capabilities.") var capDrop: [String] = []
+    @Option(help: "Restart policy: no, on-failure[:max-retries], always.") var restart: String?
+    @Option(help: "Overwrite the default ENTRYPOINT of the image ('' clears it).") var entrypoint: String?
+    @Option(help: "Parent cgroup for the container.") var cgroupParent: String?
+    @Option(name: [.customShort("l"), .long], help: "Set metadata on a container (KEY=VALUE).") var label: [String] = []
+    @Flag(name: .shortAndLong, help: "Keep STDIN open.") var interactive = false
+    @Flag(name: .shortAndLong, help: "Allocate a pseudo-TTY.") var tty = false
+    @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The image, then the command and its arguments.", valueName: "IMAGE [COMMAND] [ARG...]"))
+    var words: [String] = []
+
+    /// The image and command: everything from the first word that is not a flag.
+    func imageAndCommand() throws -> (String, [String]) {
+        var rest = words[...]
+        if rest.first == "--" { rest.removeFirst() }
+        guard let image = rest.popFirst() else { throw ValidationError("\"run\" and \"create\" require at least 1 argument: IMAGE [COMMAND] [ARG...]") }
+        if image.hasPrefix("-") && words.first != "--" { throw ValidationError("unknown flag: \(image)") }
+        return (image, Array(rest))
+    }
+
+    func validate() throws {
+        _ = try imageAndCommand()
+        if let c = cpus, !(c > 0) { throw ValidationError("--cpus: the number of CPUs must be positive, got \(c)") }
+        if let r = restart { do { _ = try RestartPolicy(parsing: r) } catch { throw ValidationError("--restart: \(error)") } }
+        for l in label where l.split(separator: "=", maxSplits: 1).first.map({ $0.isEmpty }) ?? true { throw ValidationError("--label: \(l) is not KEY[=VALUE]") }
+        for f in envFile where !FileManager.default.isReadableFile(atPath: f) { throw ValidationError("--env-file: cannot read \(f)") }
+    }
+
+    func createOptions() throws -> CreateOptions {
+        let (image, command) = try imageAndCommand()
+        var o = CreateOptions(image: image)
+        o.name = name
+        o.cmd = command.isEmpty ? nil : command
+        o.entrypoint = entrypoint.map { $0.isEmpty ? [] : [$0] }
+        let environment = try EnvList.entries(files: envFile, flags: env)
+        o.env = environment.isEmpty ? nil : environment
+        o.workdir = workdir
+        o.user = user
+        o.hostname = hostname
+        o.memory = memory?.bytes
+        o.cpus = cpus
+        o.pidsLimit = pidsLimit
+        o.readOnly = readOnly ? true : nil
+        o.volumes = volume.isEmpty ? nil : volume
+        o.capAdd = capAdd.isEmpty ? nil : capAdd
+        o.capDrop = capDrop.isEmpty ? nil : capDrop
+        o.restart = try restart.map { try RestartPolicy(parsing: $0) }
+        o.cgroupParent = cgroupParent
+        o.tty = tty
+        o.stdin = interactive
+        if !label.isEmpty {
+            o.labels = Dictionary(label.map { l in
+                let parts = l.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+                return (parts[0], parts.count == 2 ? parts[1] : "")
+            }) { _, last in last }
+        }
+        return o
+    }
+}
+
+/// `-e` and `--env-file` as docker reads them: `KEY=VALUE`, or `KEY` for the host's value
+/// (dropped when the host has none); files first, then flags; `#` lines and blanks skipped.
+enum EnvList {
+    static func entries(files: [String], flags: [String]) throws -> [String] {
+        var lines: [String] = []
+        for file in files {
+            let text = try String(contentsOfFile: file, encoding: .utf8)
+            lines += text.split(separator: "\n").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
+        }
+        return try (lines + flags).compactMap { entry in
+            guard let eq = entry.firstIndex(of: "=") else {
+                guard !entry.isEmpty else { throw ValidationError("-e: an empty variable name") }
+                return ProcessInfo.processInfo.environment[entry].map { entry + "=" + $0 }
+            }
+            guard eq != entry.startIndex else { throw ValidationError("-e: \(entry) has no variable name") }
+            return entry
+        }
+    }
+}
