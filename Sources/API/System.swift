@@ -1,7 +1,14 @@
 /// The protocol's version: 2 is the typed API (namespaces, event sequence numbers, notices with ids).
 public let protocolVersion = 2
 
-public struct Empty: Codable, Sendable, Equatable { public init() {} }
+/// No params, or no result: `{}` (and, decoded strictly, nothing else).
+public struct Empty: Codable, Sendable, Equatable {
+    public init() {}
+    /// Asks for a keyed container so that a strict decoder sees, and refuses, any field.
+    public init(from decoder: Decoder) throws { _ = try decoder.container(keyedBy: NoKeys.self) }
+    public func encode(to encoder: Encoder) throws { _ = encoder.container(keyedBy: NoKeys.self) }
+    enum NoKeys: CodingKey {}
+}
 
 public struct VersionInfo: Codable, Sendable {
     public var version: String

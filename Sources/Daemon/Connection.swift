@@ -73,10 +73,13 @@ final class Connection: @unchecked Sendable {
         session = s
         streams.enter()
         Thread.detachNewThread { [self] in
-            s.relay()
+            let last = s.relay()
+            // Cleared before the last line goes out: a client that hears the exit may start
+            // its next session at once.
             lock.lock()
             session = nil
             lock.unlock()
+            if let last { send(last) }
             streams.leave()
         }
     }

@@ -34,27 +34,25 @@ final class ShimSession: @unchecked Sendable {
 
     /// Relays the shim's lines to the client, as the API's notices and replies, until the
     /// session ends: the exec's exit, the attach's exit or detach, a shim error, a hang-up.
-    func relay() {
+    /// Returns the session's last line, for the connection to send once the session is gone.
+    func relay() -> [UInt8]? {
         var replied = false
         defer {
             lock.lock()
             ended = true
             lock.unlock()
             shimSocket.close()
-            if !replied { client.send(Line.error(requestID, APIError(.unavailable, "the shim closed the connection"))) }
         }
         while let message = shimSocket.readValue() {
             if let id = message["id"], id != ShimSession.firstID {
                 client.send(message["error"].map { Line.error(id, ShimLink.apiError($0)) } ?? Line.result(id, message["result"] ?? .object([])))
                 // Detached: the container goes on; the client has the reply, and the session ends.
-                if isDetach(id) { return }
+                if isDetach(id) { return nil }
                 continue
             }
             if message["id"] == ShimSession.firstID {
                 if let error = message["error"] {
-                    client.send(replied ? Line.notice(requestID, ExitStatus(code: 126)) : Line.error(requestID, ShimLink.apiError(error)))
-                    replied = true
-                    return
+                    return replied ? Line.notice(requestID, ExitStatus(code: 126)) : Line.error(requestID, ShimLink.apiError(error))
                 }
                 let result = message["result"] ?? .object([])
                 if kind == .attach {
@@ -64,9 +62,7 @@ final class ShimSession: @unchecked Sendable {
                 }
                 // The exec's final reply: its exit.
                 if !replied { client.send(Line.result(requestID, ExecStarted(pid: result["pid"]?.int ?? 0))) }
-                client.send(Line.notice(requestID, ExitStatus(code: result["exitCode"]?.int ?? -1, signal: result["signal"]?.int)))
-                replied = true
-                return
+                return Line.notice(requestID, ExitStatus(code: result["exitCode"]?.int ?? -1, signal: result["signal"]?.int))
             }
             switch message["event"]?.string {
             case "started":
@@ -74,14 +70,14 @@ final class ShimSession: @unchecked Sendable {
                 replied = true
             case "output":
                 let stream = Output.Stream(rawValue: message["stream"]?.string ?? "") ?? .stdout
-                if !client.send(Line.notice(requestID, Output(stream: stream, data: message["data"]?.string ?? ""))) { return }
+                if !client.send(Line.notice(requestID, Output(stream: stream, data: message["data"]?.string ?? ""))) { return nil }
             case "exit":
-                client.send(Line.notice(requestID, message["exit"].flatMap(ShimLink.exitStatus) ?? ExitStatus(code: -1)))
-                return
+                return Line.notice(requestID, message["exit"].flatMap(ShimLink.exitStatus) ?? ExitStatus(code: -1))
             default:
                 continue
             }
         }
+        return replied ? nil : Line.error(requestID, APIError(.unavailable, "the shim closed the connection"))
     }
 
     private func isDetach(_ id: JSONValue) -> Bool {

@@ -12,12 +12,7 @@ struct Scontainerd: ParsableCommand {
         commandName: "scontainerd",
         abstract: "The srunc supervisor: images, containers through sshim, volumes, events, over a JSON-lines RPC.",
         version: "scontainerd 0.2.0 (protocol \(protocolVersion))",
-        subcommands: [Serve.self, UnpackLayer.self],
-        defaultSubcommand: Serve.self)
-}
-
-struct Serve: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Serve the RPC (the default).")
+        subcommands: [UnpackLayer.self])
 
     @Option(help: "Content, snapshots, container data, volumes, metadata.db.") var root = "/var/lib/scontainerd"
     @Option(help: "Socket, bundles, shim state, the runtime's state.") var state = "/run/scontainerd"

@@ -39,8 +39,7 @@ final class DaemonInstance: @unchecked Sendable {
     func start() throws {
         pid = try spawn(DaemonInstance.binDir + "/scontainerd", ["--root", dir + "/root", "--state", dir + "/state"] + extraFlags,
                         stdout: dir + "/daemon.log", stderr: dir + "/daemon.log")
-        for _ in 0..<400 where (try? version()) != true { usleep(25_000) }
-        guard (try? version()) == true else { throw ClientError("scontainerd did not come up: \(log)") }
+        try eventually("scontainerd answers: \(log)") { try version() }
     }
 
     private func version() throws -> Bool { try sctr(["version"]).code == 0 }
@@ -49,8 +48,8 @@ final class DaemonInstance: @unchecked Sendable {
 
     /// `sctr ARGS` against this daemon.
     @discardableResult
-    func sctr(_ args: [String], seconds: Int = 60) throws -> Outcome {
-        try executeClient(DaemonInstance.binDir + "/sctr", args, env: ["SCONTAINERD_SOCKET": socketPath], seconds: seconds)
+    func sctr(_ args: [String], env: [String: String] = [:], seconds: Int = 60) throws -> Outcome {
+        try executeClient(DaemonInstance.binDir + "/sctr", args, env: env.merging(["SCONTAINERD_SOCKET": socketPath]) { $1 }, seconds: seconds)
     }
 
     /// `sctr run` with the test's cgroup parent.
@@ -76,6 +75,14 @@ final class DaemonInstance: @unchecked Sendable {
     /// Kills the daemon outright (no cleanup of its own), as a crash would.
     func crash() {
         kill(pid, SIGKILL)
+        waitForExit(pid)
+        pid = 0
+    }
+
+    /// SIGTERM, as an operator stops it; its containers keep running.
+    func terminate() {
+        guard pid > 0 else { return }
+        kill(pid, SIGTERM)
         waitForExit(pid)
         pid = 0
     }

@@ -187,3 +187,14 @@ final class BackgroundRun<T: Sendable>: @unchecked Sendable {
         return try result!.get()
     }
 }
+
+/// Waits until `condition` holds, checking every few milliseconds; throws with `what` when
+/// `seconds` pass first. Tests wait for conditions this way, never for a fixed duration.
+func eventually(_ what: @autoclosure () -> String, seconds: Double = 20, _ condition: () throws -> Bool) throws {
+    let deadline = Date().addingTimeInterval(seconds)
+    while true {
+        if (try? condition()) == true { return }
+        guard Date() < deadline else { throw ClientError("not within \(seconds) s: \(what())") }
+        usleep(10_000)
+    }
+}
