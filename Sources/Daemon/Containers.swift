@@ -102,7 +102,9 @@ extension Daemon {
             monitored.remove(id)
             let deliberate = stopping.contains(id)
             lock.unlock()
-            guard let c = try? metadata.container(id: id) else { return }
+            let row: Metadata.ContainerRow?
+            do { row = try metadata.container(id: id) } catch { log.error("container \(id) exited, but its record is unreadable: \(error)"); return }
+            guard let c = row else { return }
             let status = exit ?? ExitStatus(code: -1, signal: nil, oomKilled: false, time: nil)
             if exit == nil { log.error("container \(id): the shim is gone and left no exit record") }
             let policy = c.options.restart ?? RestartPolicy(name: .no)
@@ -127,7 +129,7 @@ extension Daemon {
     /// A new run of an exited container: same rootfs and config, a new shim and init.
     private func restart(_ id: String) throws {
         guard let c = try metadata.container(id: id) else { return }
-        _ = try? shim(id).call("delete", .object([("force", .bool(true))]))
+        logged("delete the last run of \(id)") { try shim(id).call("delete", .object([("force", .bool(true))])) }
         let pid = try startShim(id: id, options: c.options)
         try shim(id).call("start")
         try metadata.setStatus(id, .running, pid: pid, started: true,

@@ -37,7 +37,7 @@ public final class Daemon: @unchecked Sendable {
         chmod(config.state, 0o700)
         lockFD = try Daemon.lockRoot(config.root)
         metadata = try Metadata(path: config.root + "/metadata.db")
-        events = EventLog(metadata: metadata)
+        events = EventLog(metadata: metadata, log: log)
         content = try ContentStore(root: config.root + "/content")
         snapshots = try Snapshotter(root: config.root + "/snapshots", content: content)
         importer = ImageImporter(content: content, scratchRoot: config.root + "/content/scratch")

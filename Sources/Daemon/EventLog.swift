@@ -1,6 +1,7 @@
 import API
 import Foundation
 import GRDB
+import Logging
 import RPC
 import Wire
 
@@ -61,11 +62,13 @@ extension Metadata {
 /// loop, so none is missed or sent twice.
 final class EventLog: @unchecked Sendable {
     private let metadata: Metadata
+    private let log: Logger
     private let condition = NSCondition()
     private var generation = 0
 
-    init(metadata: Metadata) {
+    init(metadata: Metadata, log: Logger) {
         self.metadata = metadata
+        self.log = log
         metadata.eventsCommitted = { [weak self] in self?.committed() }
     }
 
@@ -106,7 +109,8 @@ final class EventLog: @unchecked Sendable {
         var cursor = cursor
         var seen = currentGeneration
         while !stopped() {
-            guard let batch = try? metadata.events(ns, after: cursor, limit: 256) else { return }
+            let batch: [Event]
+            do { batch = try metadata.events(ns, after: cursor, limit: 256) } catch { log.error("events after \(cursor): \(error)"); return }
             for event in batch {
                 cursor = event.seq
                 if filter(event) && !send(event) { return }

@@ -100,7 +100,7 @@ struct Handlers {
             try reply(Calls.ContainerWait.self) { p in
                 let c = try daemon.row(ns, p.id)
                 if c.status.isLive || c.status == .created {
-                    _ = try? daemon.shim(c.id).call("wait")
+                    do { try daemon.shim(c.id).call("wait") } catch { daemon.log.debug("wait for \(c.id) through its shim: \(error)") }
                     _ = daemon.waitForExit(c.id, seconds: 10)
                 }
                 let after = try daemon.metadata.container(id: c.id)
