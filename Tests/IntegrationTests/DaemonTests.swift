@@ -1,6 +1,7 @@
 import CLinux
 import Foundation
 import Testing
+import API
 
 /// scontainerd and sctr end to end: images in three formats into shared snapshots, containers
 /// through sshim and srunc, volumes, terminals, restart policies, a daemon crash, bad input.
@@ -59,9 +60,8 @@ struct DaemonTests {
         let started = try d.run(["-d", "--name", "ticker", "-e", "WHO=ticker"], "test/layered:oci",
                                 ["sh", "-c", "trap 'echo stopping; exit 0' TERM; echo hello $WHO; while :; do sleep 0.1; done"])
         #expect(started.code == 0, "\(started.stderr)")
-        var logs = ""
-        for _ in 0..<100 where !logs.contains("hello ticker") { logs = try d.sctr(["logs", "ticker"]).stdout; usleep(20_000) }
-        #expect(logs == "hello ticker\n")
+        try eventually("the first line is logged") { try d.sctr(["logs", "ticker"]).stdout.contains("hello ticker") }
+        #expect(try d.sctr(["logs", "ticker"]).stdout == "hello ticker\n")
         let exec = try d.sctr(["exec", "ticker", "sh", "-c", "echo $WHO in exec; exit 5"])
         #expect(exec.stdout == "ticker in exec\n")
         #expect(exec.code == 5)
@@ -136,14 +136,11 @@ struct DaemonTests {
         defer { d.stop() }
         #expect(try d.importImage("layered-oci.tar").code == 0)
         #expect(try d.run(["-d", "--name", "flaky", "--restart", "on-failure:2"], "test/layered:oci", ["sh", "-c", "echo run; exit 1"]).code == 0)
-        var info: [String: Any] = [:]
-        for _ in 0..<300 {
-            info = try d.inspect("flaky")
-            if info["status"] as? String == "exited" && info["restartCount"] as? Int == 2 { break }
-            usleep(20_000)
-        }
-        usleep(500_000)
-        info = try d.inspect("flaky")
+        // Three `die` events: the policy has decided after each, so the third run was the last.
+        let events = try RPCClient(path: d.socketPath)
+        _ = try events.final(events.send(Calls.EventsSubscribe.self, SubscribeParams(since: .sequence(0), filters: ["action": ["die"], "name": ["flaky"]])))
+        for _ in 0..<3 { while try events.next()?.notice(API.Event.self) == nil {} }
+        let info = try d.inspect("flaky")
         #expect(info["restartCount"] as? Int == 2, "\(info)")
         #expect(info["status"] as? String == "exited")
         #expect(info["exitCode"] as? Int == 1)
@@ -157,17 +154,14 @@ struct DaemonTests {
         #expect(try d.run(["-d", "--name", "survivor"], "test/layered:oci", ["sleep", "1000"]).code == 0)
         #expect(try d.run(["-d", "--name", "quitter"], "test/layered:oci", ["sh", "-c", "sleep 0.5; exit 9"]).code == 0)
         let pid = try d.inspect("survivor")["pid"] as? Int ?? 0
+        let quitterPid = try d.inspect("quitter")["pid"] as? Int ?? 0
         d.crash()
-        usleep(1_000_000)
+        try eventually("quitter exits while the daemon is down") { kill(pid_t(quitterPid), 0) != 0 }
         #expect(kill(pid_t(pid), 0) == 0, "the container outlived its daemon")
         try d.start()
         #expect(try d.inspect("survivor")["status"] as? String == "running")
-        var quitter: [String: Any] = [:]
-        for _ in 0..<100 {
-            quitter = try d.inspect("quitter")
-            if quitter["status"] as? String == "exited" { break }
-            usleep(20_000)
-        }
+        try eventually("quitter's exit is recorded") { try d.inspect("quitter")["status"] as? String == "exited" }
+        let quitter = try d.inspect("quitter")
         #expect(quitter["exitCode"] as? Int == 9, "the exit that happened while the daemon was down: \(quitter)")
         #expect(try d.sctr(["exec", "survivor", "true"]).code == 0)
         #expect(try d.sctr(["stop", "-t", "1", "survivor"]).code == 0)
