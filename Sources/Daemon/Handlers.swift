@@ -129,18 +129,10 @@ struct Handlers {
             let process = try execProcess(c, p)
             let params = JSONValue.object([("process", process), ("tty", .bool(p.tty == true)), ("stdin", .bool(p.stdin == true))])
             try connection.begin { try ShimSession(kind: .exec, shim: daemon.shim(c.id), client: connection, requestID: request.id, params: params) }
-        case .streamStdin:
-            _ = try request.decode(Calls.StreamStdin.self)
-            try connection.forward(request)
-        case .streamCloseStdin:
-            _ = try request.decode(Calls.StreamCloseStdin.self)
-            try connection.forward(request)
-        case .streamResize:
-            _ = try request.decode(Calls.StreamResize.self)
-            try connection.forward(request)
-        case .streamDetach:
-            _ = try request.decode(Calls.StreamDetach.self)
-            try connection.forward(request)
+        case .streamStdin: try forward(Calls.StreamStdin.self)
+        case .streamCloseStdin: try forward(Calls.StreamCloseStdin.self)
+        case .streamResize: try forward(Calls.StreamResize.self)
+        case .streamDetach: try forward(Calls.StreamDetach.self)
         case .volumeCreate:
             try reply(Calls.VolumeCreate.self) { p in try daemon.ensureVolume(ns, p.name, labels: p.labels ?? [:]) }
         case .volumeList:
@@ -162,6 +154,12 @@ struct Handlers {
                                      filter: filter.matches, stopped: { connection.isClosing })
             }
         }
+    }
+
+    /// Checks a stream.* request's params, then hands it to the connection's session.
+    private func forward<C: Call>(_ call: C.Type) throws {
+        _ = try request.decode(call)
+        try connection.forward(request)
     }
 
     /// The exec'd process: the container's env, cwd and user unless the request overrides them.

@@ -42,13 +42,9 @@ struct Import: ParsableCommand {
 
     func run() throws {
         let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-        let labels = Dictionary(label.map { l -> (String, String) in
-            let p = l.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-            return (p[0], p.count == 2 ? p[1] : "")
-        }) { _, last in last }
         let bar = isatty(2) != 0
         let result = try daemonCall {
-            try global.client.call(Calls.ImageImport.self, ImportParams(path: absolute, labels: labels.isEmpty ? nil : labels)) { line in
+            try global.client.call(Calls.ImageImport.self, ImportParams(path: absolute, labels: LabelFlags.parse(label))) { line in
                 guard let p = line.notice(ImportProgress.self) else { return }
                 FileHandle.standardError.write(Data((bar ? "\r\u{1b}[K" + Import.bar(p) : p.message + "\n").utf8))
             }
@@ -91,11 +87,7 @@ struct VolumeCommand: ParsableCommand {
         @Option(name: [.customShort("l"), .long], help: "Set metadata (KEY=VALUE).") var label: [String] = []
         @Argument var name: String
         func run() throws {
-            let labels = Dictionary(label.map { l -> (String, String) in
-                let p = l.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-                return (p[0], p.count == 2 ? p[1] : "")
-            }) { _, last in last }
-            print(try daemonCall { try global.client.call(Calls.VolumeCreate.self, VolumeCreateParams(name: name, labels: labels.isEmpty ? nil : labels)) }.name)
+            print(try daemonCall { try global.client.call(Calls.VolumeCreate.self, VolumeCreateParams(name: name, labels: LabelFlags.parse(label))) }.name)
         }
     }
 

@@ -80,12 +80,7 @@ struct ContainerOptions: ParsableArguments {
         o.cgroupParent = cgroupParent
         o.tty = tty
         o.stdin = interactive
-        if !label.isEmpty {
-            o.labels = Dictionary(label.map { l in
-                let parts = l.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-                return (parts[0], parts.count == 2 ? parts[1] : "")
-            }) { _, last in last }
-        }
+        o.labels = LabelFlags.parse(label)
         return o
     }
 }
@@ -107,5 +102,17 @@ enum EnvList {
             guard eq != entry.startIndex else { throw ValidationError("-e: \(entry) has no variable name") }
             return entry
         }
+    }
+}
+
+/// `-l KEY=VALUE` (or `KEY`, an empty value) flags as a label set; nil when none; a later
+/// value for a key wins.
+enum LabelFlags {
+    static func parse(_ flags: [String]) -> [String: String]? {
+        guard !flags.isEmpty else { return nil }
+        return Dictionary(flags.map { l in
+            let parts = l.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            return (parts[0], parts.count == 2 ? parts[1] : "")
+        }) { _, last in last }
     }
 }

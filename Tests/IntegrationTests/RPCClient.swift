@@ -8,7 +8,7 @@ import Wire
 final class RPCClient {
     let fd: Int32
     let namespace: String?
-    private var buffer: [UInt8] = []
+    private var reader = TimedLineReader()
     private var nextID = 1
 
     init(path: String, namespace: String? = nil) throws {
@@ -34,23 +34,9 @@ final class RPCClient {
 
     /// The next line, waiting at most `seconds`; nil when the daemon closed the connection.
     func next(seconds: Double = 30) throws -> ServerLine? {
-        let deadline = Date().addingTimeInterval(seconds)
-        while true {
-            if let nl = buffer.firstIndex(of: 0x0a) {
-                let line = Array(buffer[..<nl])
-                buffer.removeSubrange(...nl)
-                guard let parsed = ServerLine(line) else { throw ClientError("not a JSON object: \(String(decoding: line, as: UTF8.self))") }
-                return parsed
-            }
-            let left = deadline.timeIntervalSinceNow
-            guard left > 0 else { throw ClientError("no line from the daemon within \(seconds) s") }
-            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&p, 1, Int32(left * 1000)) > 0 else { continue }
-            var chunk = [UInt8](repeating: 0, count: 65536)
-            let n = recv(fd, &chunk, chunk.count, 0)
-            if n <= 0 { return nil }
-            buffer.append(contentsOf: chunk[0..<n])
-        }
+        guard let line = try reader.line(fd, seconds: seconds) else { return nil }
+        guard let parsed = ServerLine(line) else { throw ClientError("not a JSON object: \(String(decoding: line, as: UTF8.self))") }
+        return parsed
     }
 
     /// Reads until the final line of request `id`; the notices of that request before it.

@@ -83,7 +83,7 @@ func processIsZombie(_ pid: pid_t) -> Bool {
 /// by a deadline so a silent shim fails the test instead of hanging it.
 final class ShimClient {
     let fd: Int32
-    private var buffer: [UInt8] = []
+    private var reader = TimedLineReader()
     private var nextID = 1
 
     init(path: String) throws {
@@ -109,22 +109,8 @@ final class ShimClient {
 
     /// The next line as JSON, waiting at most `seconds`.
     func readMessage(seconds: Double = 20) throws -> [String: Any] {
-        let deadline = Date().addingTimeInterval(seconds)
-        while true {
-            if let nl = buffer.firstIndex(of: 0x0a) {
-                let line = Data(buffer[..<nl])
-                buffer.removeSubrange(...nl)
-                return try JSONSerialization.jsonObject(with: line) as! [String: Any]
-            }
-            let left = deadline.timeIntervalSinceNow
-            guard left > 0 else { throw ClientError("no reply from the shim within \(seconds) s") }
-            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&p, 1, Int32(left * 1000)) > 0 else { continue }
-            var chunk = [UInt8](repeating: 0, count: 65536)
-            let n = recv(fd, &chunk, chunk.count, 0)
-            guard n > 0 else { throw ClientError("the shim closed the connection") }
-            buffer.append(contentsOf: chunk[0..<n])
-        }
+        guard let line = try reader.line(fd, seconds: seconds) else { throw ClientError("the shim closed the connection") }
+        return try JSONSerialization.jsonObject(with: Data(line)) as! [String: Any]
     }
 
     /// Reads until the reply to `id`, collecting the events before it.
@@ -150,4 +136,30 @@ final class ShimClient {
 func outputBytes(_ events: [[String: Any]], stream: String? = nil) -> [UInt8] {
     events.filter { $0["event"] as? String == "output" && (stream == nil || $0["stream"] as? String == stream) }
         .flatMap { Array(Data(base64Encoded: $0["data"] as! String)!) }
+}
+
+/// Lines from a socket with a deadline on each read: test clients never hang on a daemon
+/// or shim that stopped answering.
+struct TimedLineReader {
+    private var buffer: [UInt8] = []
+
+    /// The next line without its newline; nil when the peer closed the connection.
+    mutating func line(_ fd: Int32, seconds: Double) throws -> [UInt8]? {
+        let deadline = Date().addingTimeInterval(seconds)
+        while true {
+            if let nl = buffer.firstIndex(of: 0x0a) {
+                let line = Array(buffer[..<nl])
+                buffer.removeSubrange(...nl)
+                return line
+            }
+            let left = deadline.timeIntervalSinceNow
+            guard left > 0 else { throw ClientError("no line within \(seconds) s") }
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&p, 1, Int32(left * 1000)) > 0 else { continue }
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let n = recv(fd, &chunk, chunk.count, 0)
+            if n <= 0 { return nil }
+            buffer.append(contentsOf: chunk[0..<n])
+        }
+    }
 }
