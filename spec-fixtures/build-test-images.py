@@ -9,6 +9,7 @@ OUTDIR/layered-docker.tar  the same as a docker-archive (docker save), test/laye
 OUTDIR/base-oci.tar        busybox + data only, test/base:1 (shares two layers with layered)
 OUTDIR/arm64.tar           an index with a linux/arm64 manifest only
 OUTDIR/mismatch.tar        a layer whose bytes do not match its digest
+OUTDIR/size-lie.tar        layered's layers, one declared with the wrong size
 OUTDIR/corrupt.tar         not a tar at all
 OUTDIR/hostile-*.tar       one hostile layer each: dotdot, symlink, hardlink
 """
@@ -63,13 +64,15 @@ def gz(b):
     return gzip.compress(b, mtime=0)
 
 
-def image(layers, arch="amd64"):
-    """Blobs {digest: bytes} and the manifest descriptor for an image of uncompressed `layers`."""
+def image(layers, arch="amd64", size_lie=0):
+    """Blobs {digest: bytes} and the manifest descriptor for an image of uncompressed `layers`
+    (the last layer's declared size off by `size_lie`)."""
     blobs, descs = {}, []
     for raw in layers:
         z = gz(raw)
         blobs[sha(z)] = z
         descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha(z), "size": len(z)})
+    descs[-1]["size"] += size_lie
     config = json.dumps({"architecture": arch, "os": "linux", "config": {"Cmd": ["sh"], "Env": ["PATH=/bin:/usr/bin"]},
                          "rootfs": {"type": "layers", "diff_ids": [sha(l) for l in layers]}}, sort_keys=True).encode()
     blobs[sha(config)] = config
@@ -131,6 +134,10 @@ bad_blobs, bad = image([layer([info("only-in-mismatch", data=b"original\n")])])
 layer_digest = [d for d, b in bad_blobs.items() if b[:2] == b"\x1f\x8b"][0]
 bad_blobs[layer_digest] = gz(layer([info("evil", data=b"changed\n")]))
 write_tar(os.path.join(out, "mismatch.tar"), layout_files(bad_blobs, [named(bad, "test/mismatch:1")]))
+
+# Shares layered's layers, but declares the second one a byte longer than it is.
+lie_blobs, lie = image([base, data], size_lie=1)
+write_tar(os.path.join(out, "size-lie.tar"), layout_files(lie_blobs, [named(lie, "test/size-lie:1")]))
 
 with open(os.path.join(out, "corrupt.tar"), "wb") as f:
     f.write(b"this is not a tar archive\n" * 40)

@@ -190,6 +190,8 @@ public struct ContainerInfo: Codable, Sendable {
     public var bundle: String
     public var labels: [String: String]
     public var config: CreateOptions
+    /// Why the last run ended abnormally: its shim died and the container was killed (exit code 255).
+    public var error: String?
 
     public init(id: String, name: String, namespace: String, image: String, imageDigest: String, status: ContainerStatus, pid: Int,
                 exitCode: Int?, exitSignal: Int?, oomKilled: Bool, restartCount: Int, created: String, startedAt: String?,

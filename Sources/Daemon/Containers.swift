@@ -94,10 +94,7 @@ extension Daemon {
         lock.unlock()
         guard fresh else { return }
         Thread.detachNewThread { [self] in
-            let link = shim(id)
-            var exit: ExitStatus?
-            do { exit = ShimLink.exitStatus(try link.call("wait")) } catch { log.warning("wait for \(id): \(error); reading its exit file") }
-            exit = exit ?? link.exitRecord()
+            let (exit, lost) = waitThroughShim(id)
             lock.lock()
             monitored.remove(id)
             let deliberate = stopping.contains(id)
@@ -105,12 +102,11 @@ extension Daemon {
             let row: Metadata.ContainerRow?
             do { row = try metadata.container(id: id) } catch { log.error("container \(id) exited, but its record is unreadable: \(error)"); return }
             guard let c = row else { return }
-            let status = exit ?? ExitStatus(code: -1, signal: nil, oomKilled: false, time: nil)
-            if exit == nil { log.error("container \(id): the shim is gone and left no exit record") }
+            let status = exit
             let policy = c.options.restart ?? RestartPolicy(name: .no)
             let again = !deliberate && c.options.autoRemove != true && policy.restarts(exitCode: status.code, count: c.restartCount)
             logged("record the exit of \(id)") {
-                try metadata.setExited(id, status, restarted: again, event: dieEvent(c, status))
+                try metadata.setExited(id, status, restarted: again, error: lost, event: dieEvent(c, status, error: lost))
             }
             if c.options.autoRemove == true && !deliberate {
                 logged("auto-remove \(id)") { try removeContainer(c, force: true) }
@@ -121,9 +117,40 @@ extension Daemon {
         }
     }
 
-    func dieEvent(_ c: Metadata.ContainerRow, _ exit: ExitStatus) -> EventDraft {
-        EventDraft(namespace: c.namespace, type: .container, action: .die, id: c.id,
-                   attributes: ["name": c.name, "exitCode": String(exit.code)], exit: exit)
+    /// The container's exit as its shim reports it. The `wait` connection hangs up the moment
+    /// the shim dies; a shim that is gone with no exit record has left its container with no
+    /// one to hold its stdio or reap it: the runtime kills it, and it is reported lost.
+    private func waitThroughShim(_ id: String) -> (ExitStatus, lost: String?) {
+        let link = shim(id)
+        while true {
+            do {
+                if let exit = ShimLink.exitStatus(try link.call("wait")) { return (exit, nil) }
+            } catch {
+                log.debug("wait for \(id): \(error)")
+            }
+            if let exit = link.exitRecord() { return (exit, nil) }
+            guard link.isAlive else { break }
+            usleep(100_000)  // alive but not answering `wait` (out of fds?): ask again shortly
+        }
+        let lost = "the shim died before the container; the container was killed"
+        log.error("container \(id): \(lost)")
+        forceDeleteInRuntime(id)
+        return (link.exitRecord() ?? ExitStatus(code: 255, signal: nil, oomKilled: false, time: Timestamp.now()), lost)
+    }
+
+    func dieEvent(_ c: Metadata.ContainerRow, _ exit: ExitStatus, error: String? = nil) -> EventDraft {
+        var attributes = ["name": c.name, "exitCode": String(exit.code)]
+        if let error { attributes["error"] = error }
+        return EventDraft(namespace: c.namespace, type: .container, action: .die, id: c.id, attributes: attributes, exit: exit)
+    }
+
+    /// The runtime's `delete --force`: kills what is left of the container and removes its
+    /// runtime state and cgroup (for when its shim cannot).
+    func forceDeleteInRuntime(_ id: String) {
+        logged("runtime delete --force \(id)") {
+            let out = try execute(config.runtime, ["--root", config.state + "/runtime", "delete", "--force", id])
+            if out.code != 0 && !out.stderr.contains("does not exist") { log.warning("runtime delete \(id): \(out.stderr)") }
+        }
     }
 
     /// A new run of an exited container: same rootfs and config, a new shim and init.
@@ -191,12 +218,7 @@ extension Daemon {
     /// Unmounts and removes a container's directories; runs the runtime's delete itself if
     /// the shim is gone, so no runtime state or cgroup outlives the container.
     func teardown(_ id: String) {
-        if FileManager.default.fileExists(atPath: shim(id).socketPath), !shim(id).isAlive {
-            logged("runtime delete --force \(id)") {
-                let out = try execute(config.runtime, ["--root", config.state + "/runtime", "delete", "--force", id])
-                if out.code != 0 && !out.stderr.contains("does not exist") { log.warning("runtime delete \(id): \(out.stderr)") }
-            }
-        }
+        if FileManager.default.fileExists(atPath: shim(id).socketPath), !shim(id).isAlive { forceDeleteInRuntime(id) }
         if umount2(rootfsDir(id), Int32(MNT_DETACH)) != 0 && errno != EINVAL && errno != ENOENT {
             log.warning("unmount \(rootfsDir(id)): \(String(cString: strerror(errno)))")
         }
@@ -213,10 +235,9 @@ extension Daemon {
         for c in all {
             switch c.status {
             case .running, .paused:
-                if shim(c.id).isAlive { monitor(c.id); continue }
-                let exit = shim(c.id).exitRecord() ?? ExitStatus(code: -1, signal: nil, oomKilled: false, time: nil)
-                log.info("recovery: container \(c.id) exited while the daemon was down (code \(exit.code))")
-                logged("recovery: record the exit of \(c.id)") { try metadata.setExited(c.id, exit, restarted: false, event: dieEvent(c, exit)) }
+                // The monitor records the exit, whether it is still to come, already in the
+                // shim's exit record, or lost with the shim.
+                monitor(c.id)
             case .creating:
                 log.info("recovery: removing half-created container \(c.id)")
                 teardown(c.id)
@@ -229,9 +250,11 @@ extension Daemon {
     func info(_ c: Metadata.ContainerRow) -> ContainerInfo {
         var status = c.status
         if status == .running, let state = try? shim(c.id).call("state"), let s = state["status"]?.string, let live = ContainerStatus(rawValue: s) { status = live }
-        return ContainerInfo(id: c.id, name: c.name, namespace: c.namespace, image: c.image, imageDigest: c.manifestDigest, status: status,
-                             pid: c.pid, exitCode: c.exitCode, exitSignal: c.exitSignal, oomKilled: c.oomKilled, restartCount: c.restartCount,
-                             created: c.created, startedAt: c.startedAt, finishedAt: c.finishedAt, logPath: logPath(c.id),
-                             bundle: bundleDir(c.id), labels: c.options.labels ?? [:], config: c.options)
+        var info = ContainerInfo(id: c.id, name: c.name, namespace: c.namespace, image: c.image, imageDigest: c.manifestDigest, status: status,
+                                 pid: c.pid, exitCode: c.exitCode, exitSignal: c.exitSignal, oomKilled: c.oomKilled, restartCount: c.restartCount,
+                                 created: c.created, startedAt: c.startedAt, finishedAt: c.finishedAt, logPath: logPath(c.id),
+                                 bundle: bundleDir(c.id), labels: c.options.labels ?? [:], config: c.options)
+        info.error = c.error
+        return info
     }
 }

@@ -26,8 +26,7 @@ struct LogStream {
             last = record.cursor
             return connection.send(Line.notice(id, record))
         }
-        let shimParams = JSONValue.object([("follow", .bool(params.follow == true))])
-        let end = try daemon.shim(container.id).call("logs", shimParams) { message in
+        let consume: (JSONValue) -> Bool = { message in
             if message["event"]?.string == "caught-up" {
                 // The log file is read; live records follow: the tail window is complete.
                 holding = false
@@ -49,6 +48,15 @@ struct LogStream {
             }
             return emit(record)
         }
+        let end: JSONValue
+        let link = daemon.shim(container.id)
+        if link.isAlive {
+            end = try link.call("logs", .object([("follow", .bool(params.follow == true))]), onEvent: consume)
+        } else {
+            // No shim (it died, or the container was never started): the files are all there is.
+            for record in LogFiles(path: daemon.logPath(container.id)) where !consume(.object([("record", record)])) { break }
+            end = .object([("end", .string(container.status == .exited ? "exited" : "eof"))])
+        }
         if holding { for record in held where !emit(record) { break } }
         holding = false
         return LogsEnd(end: end["end"]?.string == "exited" ? .exited : .eof, cursor: last)
@@ -57,5 +65,28 @@ struct LogStream {
     private func time(_ text: String, field: String) throws -> Int64 {
         guard let t = Timestamp.parse(text) else { throw APIError.params("params.\(field): \(text) is not an RFC 3339 time") }
         return t
+    }
+}
+
+/// A container's log files read directly, oldest rotation first: for a container whose shim
+/// is gone. Lines that are not records (a torn last line) are skipped.
+struct LogFiles: Sequence {
+    let path: String
+
+    func makeIterator() -> AnyIterator<JSONValue> {
+        var files = (1...16).reversed().map { "\(path).\($0)" }.filter { FileManager.default.fileExists(atPath: $0) } + [path]
+        var lines: [Substring] = []
+        var text = ""
+        return AnyIterator {
+            while true {
+                if !lines.isEmpty {
+                    if let record = try? JSONValue.parse(String(lines.removeFirst())), record["time"] != nil { return record }
+                    continue
+                }
+                guard !files.isEmpty else { return nil }
+                text = (try? String(contentsOfFile: files.removeFirst(), encoding: .utf8)) ?? ""
+                lines = text.split(separator: "\n")[...].map { $0 }
+            }
+        }
     }
 }

@@ -25,6 +25,7 @@ final class Metadata: @unchecked Sendable {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in try db.execute(sql: MetadataSchema.v1) }
         migrator.registerMigration("v2-namespaces-labels-events") { db in try db.execute(sql: MetadataSchema.v2) }
+        migrator.registerMigration("v3-container-error") { db in try db.execute(sql: "ALTER TABLE containers ADD COLUMN error TEXT") }
         try migrator.migrate(db)
     }
 
@@ -94,6 +95,8 @@ final class Metadata: @unchecked Sendable {
         var created: String
         var startedAt: String?
         var finishedAt: String?
+        /// Why the last run ended abnormally (its shim died).
+        var error: String?
 
         init(row: Row) throws {
             id = row["id"]; namespace = row["namespace"]; name = row["name"]; image = row["image"]; manifestDigest = row["manifestDigest"]
@@ -101,7 +104,7 @@ final class Metadata: @unchecked Sendable {
             status = ContainerStatus(rawValue: row["status"]) ?? .exited
             pid = row["pid"]; exitCode = row["exitCode"]; exitSignal = row["exitSignal"]
             oomKilled = row["oomKilled"]; restartCount = row["restartCount"]; created = row["created"]
-            startedAt = row["startedAt"]; finishedAt = row["finishedAt"]
+            startedAt = row["startedAt"]; finishedAt = row["finishedAt"]; error = row["error"]
         }
     }
 
@@ -148,10 +151,10 @@ final class Metadata: @unchecked Sendable {
     }
 
     /// The exit as the shim recorded it (its time, not ours: after a daemon restart they differ).
-    func setExited(_ id: String, _ exit: ExitStatus, restarted: Bool, event: EventDraft?) throws {
+    func setExited(_ id: String, _ exit: ExitStatus, restarted: Bool, error: String? = nil, event: EventDraft?) throws {
         try write(event) { db in
-            try db.execute(sql: "UPDATE containers SET status = 'exited', exitCode = ?, exitSignal = ?, oomKilled = ?, finishedAt = ?, restartCount = restartCount + ? WHERE id = ?",
-                           arguments: [exit.code, exit.signal, exit.oomKilled ?? false, exit.time ?? Timestamp.now(), restarted ? 1 : 0, id])
+            try db.execute(sql: "UPDATE containers SET status = 'exited', exitCode = ?, exitSignal = ?, oomKilled = ?, finishedAt = ?, restartCount = restartCount + ?, error = ? WHERE id = ?",
+                           arguments: [exit.code, exit.signal, exit.oomKilled ?? false, exit.time ?? Timestamp.now(), restarted ? 1 : 0, error, id])
         }
     }
 

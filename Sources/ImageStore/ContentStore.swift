@@ -38,7 +38,14 @@ public final class ContentStore: @unchecked Sendable {
     /// Without `expected`, the blob is stored under whatever digest it has.
     @discardableResult
     public func ingest(_ source: ByteSource, expected: String? = nil, size: Int64? = nil) throws -> String {
-        if let expected, has(expected) { return expected }
+        if let expected, has(expected) {
+            // Verified when it came in; a descriptor that declares another size is wrong.
+            var st = stat()
+            if let size, stat(try path(expected), &st) == 0, Int64(st.st_size) != size {
+                throw ImageError("size mismatch for \(expected): the descriptor says \(size) bytes, the blob has \(st.st_size)")
+            }
+            return expected
+        }
         let temp = root + "/ingest/" + UUID().uuidString
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         if fd < 0 { throw ImageError("create \(temp): \(String(cString: strerror(errno)))") }

@@ -175,10 +175,13 @@ public struct ImageImporter {
     }
 }
 
-/// A directory read only beneath its root (openat2 RESOLVE_BENEATH).
-struct Layout {
+/// A directory read only beneath its root (openat2 RESOLVE_BENEATH). Its directory fd
+/// closes with it.
+final class Layout {
     let root: String
     let fd: Int32
+
+    deinit { close(fd) }
 
     init(root: String) throws {
         self.root = root

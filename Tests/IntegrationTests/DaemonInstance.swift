@@ -6,11 +6,15 @@ import Testing
 enum TestImages {
     static let dir: String = {
         let path = NSTemporaryDirectory() + "srunc-test-images"
-        if FileManager.default.fileExists(atPath: path + "/hostile-hardlink.tar") { return path }
+        if FileManager.default.fileExists(atPath: path + "/size-lie.tar") { return path }
         let partial = path + ".\(getpid())"
         let r = try! execute("/usr/bin/python3", [RuntimeUnderTest.packageRoot + "/spec-fixtures/build-test-images.py", Fixtures.rootfs, partial])
         precondition(r.code == 0, "test images: \(r.stderr)")
-        rename(partial, path)
+        if rename(partial, path) != 0 {
+            // An older set from a previous build of this suite: replace it.
+            try? FileManager.default.removeItem(atPath: path)
+            rename(partial, path)
+        }
         return path
     }()
 }
