@@ -39,6 +39,9 @@ public final class LineSocket: @unchecked Sendable {
         }
     }
 
+    /// Whether a whole line is already read and waiting (the next readLine will not block).
+    public var hasBufferedLine: Bool { buffer.contains(0x0a) }
+
     /// The next line parsed as JSON; nil at EOF. A line that is not JSON reads as `.null`.
     public func readValue() -> JSONValue? {
         guard let line = readLine() else { return nil }

@@ -196,15 +196,50 @@ struct Logs: ParsableCommand {
         params.since = since.flatMap(TimeArgument.rfc3339)
         params.until = until.flatMap(TimeArgument.rfc3339)
         params.cursor = cursor
+        let client = global.client
+        let socket = try daemonCall { try client.connect() }
+        defer { socket.close() }
+        var out = OutputBuffer()
+        defer { out.flush() }
         try daemonCall {
-            try global.client.call(Calls.ContainerLogs.self, params) { line in
-                guard let record = line.notice(LogRecord.self) else { return }
-                if format == "json" { print(Listing.json(record)); fflush(stdout); return }
-                var bytes = (record.log.map { Data($0.utf8) } ?? record.b64.flatMap { Data(base64Encoded: $0) }) ?? Data()
-                if timestamps { bytes = Data((record.time + " ").utf8) + bytes }
-                (record.stream == .stderr ? FileHandle.standardError : FileHandle.standardOutput).write(bytes)
+            try client.call(Calls.ContainerLogs.self, params, on: socket) { line in
+                // Read straight from the parsed line: a log may hold millions of records.
+                guard let record = line.value["log"] else { return }
+                if format == "json" {
+                    out.add(.stdout, Array(record.serialized.utf8) + [0x0a])
+                } else {
+                    var bytes = record["log"]?.string.map { Array($0.utf8) } ?? record["b64"]?.string.flatMap { Data(base64Encoded: $0) }.map { Array($0) } ?? []
+                    if timestamps { bytes = Array(((record["time"]?.string ?? "") + " ").utf8) + bytes }
+                    out.add(record["stream"]?.string == "stderr" ? .stderr : .stdout, bytes)
+                }
+                if follow && !socket.hasBufferedLine { out.flush() }
             }
         }
+    }
+}
+
+/// Output gathered into large writes, in order across stdout and stderr.
+struct OutputBuffer {
+    enum Stream { case stdout, stderr }
+    private var stream = Stream.stdout
+    private var bytes: [UInt8] = []
+
+    mutating func add(_ to: Stream, _ more: [UInt8]) {
+        if to != stream { flush(); stream = to }
+        bytes += more
+        if bytes.count >= 64 << 10 { flush() }
+    }
+
+    mutating func flush() {
+        var done = 0
+        let fd: Int32 = stream == .stdout ? 1 : 2
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, $0.count - done) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            done += n
+        }
+        bytes.removeAll(keepingCapacity: true)
     }
 }
 

@@ -16,7 +16,7 @@ final class Connection {
     var stdinTarget: ProcessIO?
     var attached = false
     /// A `logs` request still reading the files: the request id, the cursor, and whether to follow.
-    var logRead: (id: JSONValue, cursor: LogCursor, follow: Bool)?
+    var logRead: (id: JSONValue, cursor: LogFileReader, follow: Bool)?
     var followID: JSONValue?
     var onClose: ((Connection) -> Void)?
     var onDrained: ((Connection) -> Void)?

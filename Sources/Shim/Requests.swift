@@ -76,7 +76,7 @@ extension Shim {
         case "logs":
             let tail = params["tail"]?.int
             if params["tail"] != nil && (tail ?? -1) < 0 { throw .params("params.tail: a count of records") }
-            conn.logRead = (id, LogCursor(files: log.files(), tail: tail), params["follow"]?.bool == true)
+            conn.logRead = (id, LogFileReader(files: log.files(), tail: tail), params["follow"]?.bool == true)
             pumpLogs(conn)
         case "delete":
             try delete(force: params["force"]?.bool == true)

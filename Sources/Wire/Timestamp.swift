@@ -41,8 +41,11 @@ extension Timestamp {
     /// Nanoseconds since the Unix epoch of an RFC 3339 time (`2026-12-01T12:00:00.5Z`, or with a
     /// `+hh:mm`/`-hh:mm` offset); nil for anything else. Clients compare times this way, never
     /// as text: `format` trims trailing zeros, so the text is not fixed-width.
-    public static func parse(_ text: String) -> Int64? {
-        let b = Array(text.utf8)
+    public static func parse(_ text: String) -> Int64? { parse(bytes: Array(text.utf8)[...]) }
+
+    /// The same from the bytes of a record line (no String in between: logs parse one per record).
+    public static func parse(bytes: ArraySlice<UInt8>) -> Int64? {
+        let b = Array(bytes)
         func digits(_ at: Int, _ n: Int) -> Int64? {
             guard at + n <= b.count else { return nil }
             var v: Int64 = 0
