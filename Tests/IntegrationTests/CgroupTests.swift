@@ -101,10 +101,10 @@ import Testing
         let pid = try #require(try b.state()?["pid"] as? Int)
         // The shell forks `sleep 100` after `run --detach` returns: under load, ps may come first.
         var json = Outcome(stdout: "", stderr: "", code: 0), pids: [Int] = []
-        for _ in 0..<100 where pids.count < 2 {
+        try eventually("ps lists the shell and its sleep: \(json.stdout)") {
             json = try b.runtimeCommand(["ps", "--format", "json", b.id])
             pids = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [Int] ?? []
-            if pids.count < 2 { usleep(20_000) }
+            return pids.count >= 2
         }
         #expect(pids.contains(pid) && pids.count >= 2, "\(json.stdout)")
         let table = try b.runtimeCommand(["ps", b.id])
@@ -141,7 +141,8 @@ import Testing
         #expect((memory?["usage"] as? Int ?? 0) > 0)
         let pids = data?["pids"] as? [String: Any]
         #expect(pids?["limit"] as? Int == 20)
-        #expect(pids?["current"] as? Int == 1)
+        // `sh -c "sleep 100"` may still be forking its one command: the shell, the sleep, or both.
+        #expect((1...2).contains(pids?["current"] as? Int ?? 0), "\(String(describing: pids))")
         let cpu = (data?["cpu"] as? [String: Any])?["usage"] as? [String: Any]
         #expect((cpu?["total"] as? Int ?? 0) > 0)
     }

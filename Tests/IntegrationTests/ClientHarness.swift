@@ -99,10 +99,7 @@ enum HostCleanup {
     /// Gives processes naming `marker` up to two seconds to exit on their own (a shim winds
     /// down after its last task is deleted); the ones still there.
     static func lingering(mentioning marker: String) -> [pid_t] {
-        for _ in 0..<100 {
-            if processes(mentioning: marker).isEmpty { return [] }
-            usleep(20_000)
-        }
+        _ = try? eventually("processes naming \(marker) exit", seconds: 2) { processes(mentioning: marker).isEmpty }
         return processes(mentioning: marker)
     }
 

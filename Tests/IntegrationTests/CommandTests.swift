@@ -87,11 +87,9 @@ import Testing
                     && !((try? String(contentsOfFile: "/proc/\($0)/stat", encoding: .utf8))?.contains(") Z ") ?? true)
             }
         }
-        for _ in 0..<100 where members().count < 3 { try await Task.sleep(for: .milliseconds(10)) }
-        #expect(members().count == 3)
+        try eventually("three processes in the pid namespace") { members().count == 3 }
         #expect(try b.runtimeCommand(["kill", "--all", b.id, "KILL"]).code == 0)
-        for _ in 0..<300 where !members().isEmpty { try await Task.sleep(for: .milliseconds(10)) }
-        #expect(members().isEmpty)
+        try eventually("every process in the pid namespace is gone") { members().isEmpty }
         #expect(try b.runtimeCommand(["delete", b.id]).code == 0)
     }
 

@@ -241,12 +241,8 @@ import Testing
         #expect(r.code == 0, "\(r.stderr)")
         let pid = try #require(try b.state()?["pid"] as? Int)
         var fds: [String] = []
-        for _ in 0..<100 {
-            // Wait for the exec of sleep (the init's own fds are gone once it has exec'd).
-            let cmd = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
-            if cmd.hasPrefix("sleep") { break }
-            usleep(10_000)
-        }
+        // Wait for the exec of sleep (the init's own fds are gone once it has exec'd).
+        try eventually("the init has exec'd sleep") { try String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8).hasPrefix("sleep") }
         fds = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").sorted()
         #expect(fds == ["0", "1", "2", "3"])
         #expect(try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/3") == b.dir + "/fd3")

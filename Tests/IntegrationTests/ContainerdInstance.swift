@@ -34,12 +34,10 @@ final class ContainerdInstance: @unchecked Sendable {
         try config.write(toFile: dir + "/config.toml", atomically: true, encoding: .utf8)
         daemon = try spawn("/usr/bin/containerd", ["--config", dir + "/config.toml"],
                            stdout: dir + "/containerd.log", stderr: dir + "/containerd.log")
-        var ready = false
-        for _ in 0..<200 where !ready {
-            ready = (try? ctr(["version"]))?.code == 0
-            if !ready { usleep(25_000) }
+        do { try eventually("containerd answers") { try ctr(["version"]).code == 0 } } catch {
+            stop()
+            throw ClientError("containerd did not come up: \(log)")
         }
-        guard ready else { stop(); throw ClientError("containerd did not come up: \(log)") }
         let imported = try ctr(["images", "import", ImageFixture.archive])
         guard imported.code == 0 else { stop(); throw ClientError("ctr images import: \(imported.stderr)") }
     }

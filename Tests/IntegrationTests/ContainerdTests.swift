@@ -82,12 +82,7 @@ struct ContainerdTests {
         #expect(try ctd.ctr(["task", "ls"]).stdout.contains("RUNNING"))
 
         #expect(try ctd.ctr(["task", "kill", "--all", "--signal", "SIGKILL", id]).code == 0)
-        var stopped = false
-        for _ in 0..<200 where !stopped {
-            stopped = try ctd.ctr(["task", "ls"]).stdout.contains("STOPPED")
-            if !stopped { usleep(20_000) }
-        }
-        #expect(stopped)
+        try eventually("ctr reports the task STOPPED") { try ctd.ctr(["task", "ls"]).stdout.contains("STOPPED") }
         let deleted = try ctd.ctr(["task", "delete", id])
         #expect(deleted.code == 0)
         #expect(deleted.stderr.contains("exit code 137"), "\(deleted.stderr)")

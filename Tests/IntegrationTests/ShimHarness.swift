@@ -59,11 +59,7 @@ final class ShimInstance: @unchecked Sendable {
         if let client = try? connect() {
             _ = try? client.call("shutdown", ["force": true])
         }
-        var gone = false
-        for _ in 0..<200 where !gone {
-            gone = !FileManager.default.fileExists(atPath: stateDir)
-            if !gone { usleep(10_000) }
-        }
+        let gone = (try? eventually("the shim removes its state directory") { !FileManager.default.fileExists(atPath: stateDir) }) != nil
         #expect(gone, "the shim removed its state directory")
         if containerPid > 0 { #expect(kill(containerPid, 0) != 0 || processIsZombie(containerPid), "container process gone") }
         HostCleanup.killAll(mentioning: stateDir)

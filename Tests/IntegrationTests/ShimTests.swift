@@ -185,9 +185,9 @@ struct ShimTests {
         let starter = try spawn("/bin/sh", ["-c", "\(command) > \(dir)-starter.out; exec sleep 1000"],
                                 stdout: "/dev/null", stderr: "/dev/null")
         var pid: pid_t = 0
-        for _ in 0..<500 where pid == 0 {
+        try eventually("the starter prints the container's pid") {
             pid = pid_t((try? String(contentsOfFile: dir + "-starter.out", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
-            if pid == 0 { usleep(10_000) }
+            return pid > 0
         }
         shim.containerPid = pid
         #expect(pid > 0)
@@ -197,10 +197,10 @@ struct ShimTests {
         try shim.connect().call("start")
         // Nobody is connected when the container exits: the exit file must have the code.
         var record: [String: Any]?
-        for _ in 0..<500 where record == nil {
+        try eventually("the shim writes the exit file") {
             record = (try? Data(contentsOf: URL(fileURLWithPath: shim.stateDir + "/exit")))
                 .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
-            if record == nil { usleep(10_000) }
+            return record != nil
         }
         #expect(record?["code"] as? Int == 7)
         // A new client still gets wait's answer, from a socket or from `sshim ctl`.
