@@ -43,7 +43,7 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "scontainerd", dependencies: [
-            "Daemon", "ImageStore", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Daemon", "ImageStore", "CLinux", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The human-facing client of the daemon's RPC, with docker's grammar.

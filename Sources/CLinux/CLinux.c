@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <linux/openat2.h>
+#include <malloc.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -194,3 +195,6 @@ long cl_join_session_keyring(const char *name) {
 int cl_accept4(int fd, int flags) {
     return accept4(fd, NULL, NULL, flags);
 }
+
+/* glibc's malloc options are not in Swift's Glibc module. */
+int cl_fixed_mmap_threshold(int bytes) { return mallopt(M_MMAP_THRESHOLD, bytes); }

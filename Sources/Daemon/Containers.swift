@@ -25,7 +25,7 @@ extension Daemon {
             try metadata.setStatus(id, .created, pid: pid,
                                    event: EventDraft(namespace: ns, type: .container, action: .create, id: id, attributes: ["name": name, "image": imageRow.name]))
         } catch {
-            teardown(id)
+            teardown(id, cgroupParent: options.cgroupParent)
             logged("forget the failed container \(id)") { try metadata.removeContainer(id, event: nil) }
             throw error
         }
@@ -105,14 +105,29 @@ extension Daemon {
             let status = exit
             let policy = c.options.restart ?? RestartPolicy(name: .no)
             let again = !deliberate && c.options.autoRemove != true && policy.restarts(exitCode: status.code, count: c.restartCount)
-            logged("record the exit of \(id)") {
-                try metadata.setExited(id, status, restarted: again, error: lost, event: dieEvent(c, status, error: lost))
-            }
+            guard recordExit(c, status, restarted: again, lost: lost) else { return }
             if c.options.autoRemove == true && !deliberate {
                 logged("auto-remove \(id)") { try removeContainer(c, force: true) }
             } else if again {
                 usleep(useconds_t(RestartPolicy.backoff(afterRestarts: c.restartCount) * 1_000_000))
                 logged("restart \(id)") { try restart(id) }
+            }
+        }
+    }
+
+    /// Records an exit with its `die` event, trying again while the store cannot take it (a
+    /// full disk): the exit is never dropped. False if the container was removed meanwhile.
+    private func recordExit(_ c: Metadata.ContainerRow, _ status: ExitStatus, restarted: Bool, lost: String?) -> Bool {
+        var failures = 0
+        while true {
+            do {
+                try metadata.setExited(c.id, status, restarted: restarted, error: lost, event: dieEvent(c, status, error: lost))
+                return true
+            } catch {
+                if failures == 0 { log.error("record the exit of \(c.id): \(error); trying again every second") }
+                failures += 1
+                guard (try? metadata.container(id: c.id)) != nil else { return false }
+                sleep(1)
             }
         }
     }
@@ -202,7 +217,9 @@ extension Daemon {
     }
 
     func removeContainer(_ c: Metadata.ContainerRow, force: Bool) throws {
-        if c.status.isLive {
+        // Live by the record but exited by the shim's: its exit is not recorded yet (the store
+        // may be full); there is nothing to stop.
+        if c.status.isLive && shim(c.id).exitRecord() == nil {
             guard force else { throw APIError.conflict("container \(c.name) is \(c.status.rawValue): stop it first or force") }
             try stopContainer(c, timeout: 0)
         }
@@ -211,14 +228,22 @@ extension Daemon {
         if FileManager.default.fileExists(atPath: shim(c.id).socketPath) {
             logged("delete \(c.id) through its shim") { try shim(c.id).call("delete", .object([("force", .bool(true))])) }
         }
-        teardown(c.id)
+        teardown(c.id, cgroupParent: c.options.cgroupParent)
         try metadata.removeContainer(c.id, event: EventDraft(namespace: c.namespace, type: .container, action: .destroy, id: c.id, attributes: ["name": c.name]))
     }
 
-    /// Unmounts and removes a container's directories; runs the runtime's delete itself if
-    /// the shim is gone, so no runtime state or cgroup outlives the container.
-    func teardown(_ id: String) {
-        if FileManager.default.fileExists(atPath: shim(id).socketPath), !shim(id).isAlive { forceDeleteInRuntime(id) }
+    /// Unmounts and removes a container's directories. With no shim left to do it, the
+    /// runtime's delete runs here; and whatever a runtime killed mid-create left (its state
+    /// directory, the container's cgroups) goes too: no runtime state or cgroup outlives the
+    /// container.
+    func teardown(_ id: String, cgroupParent: String?) {
+        if !shim(id).isAlive { forceDeleteInRuntime(id) }
+        let runtimeState = config.state + "/runtime/" + id
+        if FileManager.default.fileExists(atPath: runtimeState) {
+            log.warning("container \(id): the runtime left its state; removing it")
+            logged("remove \(runtimeState)") { try FileManager.default.removeItem(atPath: runtimeState) }
+        }
+        for left in CgroupCleanup.remove((cgroupParent ?? "/scontainerd") + "/" + id) { log.warning("container \(id): could not remove the cgroup \(left)") }
         if umount2(rootfsDir(id), Int32(MNT_DETACH)) != 0 && errno != EINVAL && errno != ENOENT {
             log.warning("unmount \(rootfsDir(id)): \(String(cString: strerror(errno)))")
         }
@@ -239,8 +264,11 @@ extension Daemon {
                 // shim's exit record, or lost with the shim.
                 monitor(c.id)
             case .creating:
+                // The create was cut short: its shim (if it got that far) ends the container.
                 log.info("recovery: removing half-created container \(c.id)")
-                teardown(c.id)
+                if shim(c.id).isAlive { logged("delete \(c.id) through its shim") { try shim(c.id).call("delete", .object([("force", .bool(true))])) } }
+                forceDeleteInRuntime(c.id)
+                teardown(c.id, cgroupParent: c.options.cgroupParent)
                 logged("recovery: forget \(c.id)") { try metadata.removeContainer(c.id, event: nil) }
             default: break
             }

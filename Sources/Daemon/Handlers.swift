@@ -103,8 +103,12 @@ struct Handlers {
                     do { try daemon.shim(c.id).call("wait") } catch { daemon.log.debug("wait for \(c.id) through its shim: \(error)") }
                     _ = daemon.waitForExit(c.id, seconds: 10)
                 }
-                let after = try daemon.metadata.container(id: c.id)
-                return WaitResult(exitCode: after?.exitCode ?? -1, signal: after?.exitSignal, oomKilled: after?.oomKilled ?? false)
+                if let after = try daemon.metadata.container(id: c.id), after.status == .exited {
+                    return WaitResult(exitCode: after.exitCode ?? -1, signal: after.exitSignal, oomKilled: after.oomKilled)
+                }
+                // Not recorded yet (a full store): the shim's own record.
+                let exit = daemon.shim(c.id).exitRecord()
+                return WaitResult(exitCode: exit?.code ?? -1, signal: exit?.signal, oomKilled: exit?.oomKilled ?? false)
             }
         case .containerInspect:
             try reply(Calls.ContainerInspect.self) { p in daemon.info(try daemon.row(ns, p.id)) }

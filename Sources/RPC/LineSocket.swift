@@ -7,6 +7,10 @@ import Wire
 public final class LineSocket: @unchecked Sendable {
     public let fd: Int32
     private var buffer: [UInt8] = []
+    /// The first unread byte of `buffer`, and how many after it are known to hold no newline.
+    private var start = 0
+    private var scanned = 0
+    private var chunk = [UInt8](repeating: 0, count: 64 * 1024)
     private let writeLock = NSLock()
     /// Guards `closed`: shutdown and close never touch a number that was already closed.
     private let stateLock = NSLock()
@@ -22,17 +26,24 @@ public final class LineSocket: @unchecked Sendable {
         do { return LineSocket(fd: try UnixSocket.connect(path: path)) } catch { throw LineSocketError(error.description) }
     }
 
-    /// The next line without its newline; nil at EOF.
+    /// The next line without its newline; nil at EOF, or past `maxLength` without a newline.
+    /// Each byte is scanned once and consumed lines are dropped in bulk: a long line or a
+    /// fast stream of short ones costs time in proportion to its bytes.
     public func readLine(maxLength: Int = 16 << 20) -> [UInt8]? {
         while true {
-            if let nl = buffer.firstIndex(of: 0x0a) {
-                let line = Array(buffer[..<nl])
-                buffer.removeSubrange(...nl)
+            if let nl = buffer[(start + scanned)...].firstIndex(of: 0x0a) {
+                let line = Array(buffer[start..<nl])
+                start = nl + 1
+                scanned = 0
+                if start >= 1 << 16 && start * 2 >= buffer.count {
+                    buffer.removeSubrange(..<start)
+                    start = 0
+                }
                 return line
             }
-            if buffer.count > maxLength { overflowed = true; return nil }
-            var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-            let n = recv(fd, &chunk, chunk.count, 0)
+            scanned = buffer.count - start
+            if scanned > maxLength { overflowed = true; return nil }
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { return nil }
             buffer.append(contentsOf: chunk[0..<n])
@@ -40,7 +51,7 @@ public final class LineSocket: @unchecked Sendable {
     }
 
     /// Whether a whole line is already read and waiting (the next readLine will not block).
-    public var hasBufferedLine: Bool { buffer.contains(0x0a) }
+    public var hasBufferedLine: Bool { buffer[start...].contains(0x0a) }
 
     /// The next line parsed as JSON; nil at EOF. A line that is not JSON reads as `.null`.
     public func readValue() -> JSONValue? {

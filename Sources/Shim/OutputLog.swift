@@ -85,6 +85,11 @@ final class OutputLog {
             if n < 0 { if errno == EINTR { continue }; break }
             done += n
         }
+        if done < chunk.count && done > 0 {
+            // The disk is full: take back the torn piece, so the file stays whole records
+            // (these records are lost; later ones are written once there is room again).
+            if ftruncate(fd, off_t(size)) == 0 { done = 0 }
+        }
         size += done
         chunk.removeAll(keepingCapacity: true)
     }

@@ -16,6 +16,12 @@ public enum ShimMain {
         }
         var ready: [Int32] = [-1, -1]
         guard cl_pipe2(&ready, O_CLOEXEC) == 0 else { fputs("sshim: pipe: \(String(cString: strerror(errno)))\n", stderr); exit(1) }
+        // The starter lives only as long as whoever started it: if that dies mid-create, the
+        // starter dies, the shim's report finds nobody to hear it, and the shim undoes the
+        // create. A container is either handed over or gone.
+        let starterParent = getppid()
+        _ = cl_prctl(PR_SET_PDEATHSIG, UInt(SIGKILL), 0, 0, 0)
+        if getppid() != starterParent { exit(1) }
         let child = fork()
         if child < 0 { fputs("sshim: fork: \(String(cString: strerror(errno)))\n", stderr); exit(1) }
         if child > 0 {
@@ -48,10 +54,13 @@ public enum ShimMain {
     /// The shim proper: its own session, subreaper, hard to OOM-kill, stdio on /dev/null (a
     /// starter reading our stdout to EOF must not wait for the container), then create and serve.
     static func runDetached(_ options: ShimOptions, readyFD: Int32) -> Never {
-        func report(_ text: String) {
+        /// False when the starter is gone (it died with whoever started it).
+        @discardableResult
+        func report(_ text: String) -> Bool {
             let bytes = Array((text + "\n").utf8)
-            _ = bytes.withUnsafeBytes { write(readyFD, $0.baseAddress, $0.count) }
+            return bytes.withUnsafeBytes { write(readyFD, $0.baseAddress, $0.count) } == bytes.count
         }
+        _ = cl_prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0)
         setsid()
         _ = cl_prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         let adj = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC)
@@ -111,7 +120,13 @@ public enum ShimMain {
             report("error \(error)")
             exit(1)
         }
-        report("ok \(shim.initPid)")
+        guard report("ok \(shim.initPid)") else {
+            // Nobody heard: the daemon that asked died during the create. Undo it.
+            _ = try? shim.runtime.run(["delete", "--force", options.id])
+            shim.io.closeAll()
+            Shim.removeState(options.stateDir, createdDir: createdStateDir)
+            exit(1)
+        }
         close(readyFD)
         // The init may have exited already; its SIGCHLD is queued on the signalfd.
         shim.loop.run()

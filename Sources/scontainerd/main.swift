@@ -1,5 +1,6 @@
 import API
 import ArgumentParser
+import CLinux
 import Daemon
 import Foundation
 import ImageStore
@@ -12,7 +13,7 @@ struct Scontainerd: ParsableCommand {
         commandName: "scontainerd",
         abstract: "The srunc supervisor: images, containers through sshim, volumes, events, over a JSON-lines RPC.",
         version: "scontainerd 0.2.0 (protocol \(protocolVersion))",
-        subcommands: [UnpackLayer.self])
+        subcommands: [UnpackLayer.self, Check.self])
 
     @Option(help: "Content, snapshots, container data, volumes, metadata.db.") var root = "/var/lib/scontainerd"
     @Option(help: "Socket, bundles, shim state, the runtime's state.") var state = "/run/scontainerd"
@@ -48,6 +49,9 @@ struct Scontainerd: ParsableCommand {
         sigaddset(&stopSignals, SIGINT)
         pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        // A fixed mmap threshold: a connection's large buffer goes back to the system when it
+        // is freed (glibc would otherwise raise the threshold and keep such buffers in the heap).
+        _ = cl_fixed_mmap_threshold(256 << 10)
         let level = Logger.Level(rawValue: logLevel)!
         let file = try FileLogHandler(label: "scontainerd", path: logFile ?? root + "/scontainerd.log", level: level)
         LoggingSystem.bootstrap { label in
@@ -74,6 +78,19 @@ struct Scontainerd: ParsableCommand {
         }
         log.notice("serving \(socketPath) (root \(config.root), runtime \(config.runtime))")
         server.serve()
+    }
+}
+
+/// The store checked against itself (the daemon stopped): exit 1 and a line per problem.
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Check the store: blobs against digests, records against disk.")
+    @Argument(help: "The daemon's root.") var root = "/var/lib/scontainerd"
+
+    func run() throws {
+        let problems = try StoreCheck.run(root: root)
+        for p in problems { print(p) }
+        if !problems.isEmpty { throw ExitCode.failure }
+        print("\(root): consistent")
     }
 }
 

@@ -48,6 +48,27 @@ struct ReliabilityTests {
         #expect(try d.sctr(["images", "-q"]).stdout.split(separator: "\n").count == 1)
     }
 
+    @Test func checkFindsTheStoreConsistentAndNamesACorruptBlob() throws {
+        let d = try DaemonInstance()
+        defer { d.stop() }
+        #expect(try d.importImage("layered-oci.tar").code == 0)
+        #expect(try d.run(["-d", "--name", "keeper"], "test/layered:oci", ["sleep", "1000"]).code == 0)
+        let check = DaemonInstance.binDir + "/scontainerd"
+        let refused = try execute(check, ["check", d.dir + "/root"])
+        #expect(refused.code != 0 && refused.stderr.contains("another scontainerd"), "the daemon holds the root: \(refused)")
+        d.terminate()
+        let clean = try execute(check, ["check", d.dir + "/root"])
+        #expect(clean.code == 0 && clean.stdout.hasSuffix("consistent\n"), "\(clean)")
+        let blobs = d.dir + "/root/content/blobs/sha256"
+        let victim = try #require(try FileManager.default.contentsOfDirectory(atPath: blobs).first)
+        let handle = try #require(FileHandle(forUpdatingAtPath: blobs + "/" + victim))
+        handle.write(Data("corrupt".utf8))
+        try handle.close()
+        let corrupt = try execute(check, ["check", d.dir + "/root"])
+        #expect(corrupt.code == 1 && corrupt.stdout.contains("blob \(victim): its bytes do not hash to its name"), "\(corrupt)")
+        try d.start()
+    }
+
     /// A process's parent pid, from /proc.
     static func parent(of pid: pid_t) throws -> pid_t {
         let stat = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)

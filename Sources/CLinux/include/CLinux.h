@@ -29,6 +29,8 @@ pid_t cl_clone(unsigned long flags);
 int cl_unshare(int flags);
 int cl_setns(int fd, int nstype);
 int cl_pivot_root(const char *new_root, const char *put_old);
+/* A fixed mmap threshold: large allocations always mmap'd, so freeing returns them. */
+int cl_fixed_mmap_threshold(int bytes);
 int cl_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5);
 int cl_ioctl_int(int fd, unsigned long request, int *arg);
 int cl_ioctl_ptr(int fd, unsigned long request, void *arg);
