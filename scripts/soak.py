@@ -13,7 +13,7 @@ mounts, cgroups, the daemon's fds and its records must come back to where they s
   srunc-kill  srunc killed (-9) at random moments during creates
   disk-full   the root on a small tmpfs: an import and a chatty container on a full disk fail
               cleanly, and `scontainerd check` finds the store consistent afterwards
-  fd-limit    the daemon with 64 fds: many runs and imports, its fd count flat
+  fd-limit    the daemon with 64 fds: many runs and imports (1000 in the long run), its fd count flat
   memory      clients sending huge unterminated lines: refused, RSS back near idle
   vanishing   clients killed in the middle of attach, exec, logs -f and events
 --quick is the short version `.ci/run` runs every time; `make soak` runs the full one.
@@ -303,11 +303,11 @@ def fd_limit(d, args, image_tar):
     for i in range(args.limited_runs):
         res = d.run_rm(i)
         assert res == (0, "hello-%d\n" % i, ""), "run %d with 64 fds: %s" % (i, res)
-        if i % 10 == 0:
-            code, _, err = d.sctr(["import", image_tar])
-            assert code == 0, "import %d with 64 fds: %s" % (i, err)
+    for i in range(args.imports):
+        code, _, err = d.sctr(["import", image_tar])
+        assert code == 0, "import %d with 64 fds: %s" % (i, err)
     d.assert_clean(fds)
-    return "%d runs and %d imports under a 64-fd limit; fds %d before and after" % (args.limited_runs, (args.limited_runs + 9) // 10, fds)
+    return "%d runs and %d imports under a 64-fd limit; fds %d before and after" % (args.limited_runs, args.imports, fds)
 
 
 def memory(d, args):
@@ -362,6 +362,7 @@ def main():
     args.shims = 10 if full else 3
     args.srunc_runs = 60 if full else 20
     args.limited_runs = 100 if full else 30
+    args.imports = 1000 if full else 20
     args.flooders, args.flood_mb = (50, 20) if full else (10, 8)
     args.vanishing = 40 if full else 8
     random.seed(os.getpid())
