@@ -78,13 +78,20 @@ extension Shim {
             if params["tail"] != nil && (tail ?? -1) < 0 { throw .params("params.tail: a count of records") }
             conn.logRead = (id, LogFileReader(files: log.files(), tail: tail), params["follow"]?.bool == true)
             pumpLogs(conn)
-        case "delete":
-            try delete(force: params["force"]?.bool == true)
-            conn.reply(id, .object([]))
-            finish()
-        case "shutdown":
-            if exit == nil && params["force"]?.bool != true { throw .precondition("container is running; use force") }
-            try delete(force: true)
+        case "delete", "shutdown":
+            let force = params["force"]?.bool == true
+            if method == "shutdown" && exit == nil && !force { throw .precondition("container is running; use force") }
+            do { try delete(force: force || method == "shutdown") } catch {
+                // Forced: the init is reaped by now, so the shim goes anyway and says why the
+                // runtime's delete failed (its caller cleans up after the runtime).
+                guard force, exit != nil, error.code == "runtime-error" else { throw error }
+                io.closeAll()
+                log.close()
+                removeState()
+                conn.fail(id, error.code, error.description)
+                finish()
+                return
+            }
             conn.reply(id, .object([]))
             finish()
         default:
@@ -212,6 +219,9 @@ extension Shim {
         if exit == nil {
             guard force else { throw .precondition("container is \(status.rawValue); stop it or use force") }
             _ = try? runtime.run(["kill", "--all", options.id, "KILL"])
+            // Our own child until we reap it, so the pid cannot be another's: if the runtime's
+            // kill did not happen (it was killed itself), this one still does.
+            kill(initPid, SIGKILL)
             var status: Int32 = 0
             while waitpid(initPid, &status, 0) < 0 && errno == EINTR {}
             reapChildren()

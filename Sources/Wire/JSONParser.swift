@@ -31,7 +31,12 @@ struct JSONParser {
     func error(_ reason: String) -> JSONParseError { JSONParseError(offset: at, reason: reason) }
 
     mutating func skipWhitespace() {
-        while at < bytes.count, [0x20, 0x0a, 0x0d, 0x09].contains(bytes[at]) { at += 1 }
+        while at < bytes.count {
+            switch bytes[at] {
+            case 0x20, 0x0a, 0x0d, 0x09: at += 1
+            default: return
+            }
+        }
     }
 
     mutating func value(depth: Int) throws -> JSONValue {
@@ -95,9 +100,12 @@ struct JSONParser {
         let start = at
         if at < bytes.count, bytes[at] == UInt8(ascii: "-") { at += 1 }
         var digits = 0
-        while at < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[at]) || [UInt8(ascii: "."),
-              UInt8(ascii: "e"), UInt8(ascii: "E"), UInt8(ascii: "+"), UInt8(ascii: "-")].contains(bytes[at]) {
-            at += 1; digits += 1
+        numberChars: while at < bytes.count {
+            switch bytes[at] {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E"), UInt8(ascii: "+"), UInt8(ascii: "-"):
+                at += 1; digits += 1
+            default: break numberChars
+            }
         }
         guard digits > 0, let n = Double(String(decoding: bytes[start..<at], as: UTF8.self)) else {
             at = start
@@ -118,10 +126,17 @@ struct JSONParser {
         at += 1
         var out: [UInt8] = []
         while true {
-            guard at < bytes.count else { throw error("unterminated string") }
-            let b = bytes[at]
-            at += 1
-            switch b {
+            // Runs with nothing to unescape are copied whole.
+            var end = at
+            while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20 { end += 1 }
+            guard end < bytes.count else { throw error("unterminated string") }
+            if bytes[end] == UInt8(ascii: "\""), out.isEmpty {
+                defer { at = end + 1 }
+                return String(decoding: bytes[at..<end], as: UTF8.self)
+            }
+            out.append(contentsOf: bytes[at..<end])
+            at = end + 1
+            switch bytes[end] {
             case UInt8(ascii: "\""):
                 return String(decoding: out, as: UTF8.self)
             case UInt8(ascii: "\\"):
@@ -146,10 +161,9 @@ struct JSONParser {
                 case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out.append(e)
                 default: throw error("bad escape")
                 }
-            case 0..<0x20:
-                throw error("control character in string")
             default:
-                out.append(b)
+                at = end
+                throw error("control character in string")
             }
         }
     }
