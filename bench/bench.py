@@ -333,6 +333,25 @@ try:
             rows.append(("run --rm x10 %s (runs/s)" % mode, kind, med, min(rates[kind]), max(rates[kind]), base, ""))
             if mode == "sequential" and kind == "scontainerd":
                 sd_rate, ctd_rate = med, base
+    # 6. Logs through the daemon vs straight from the shim: 1,000,000 records (~75 MB).
+    r = sh(SCTR + ["run", "-d", "--name", "talker", "--cgroup-parent", "/srunc-bench", IMAGE, "sh", "-c",
+                   "i=0; while [ $i -lt 200 ]; do seq 1 5000; i=$((i+1)); done; sleep 1000"])
+    if r.returncode: raise RuntimeError(r.stderr.decode())
+    talker = r.stdout.decode().strip()
+    if not wait_for(lambda: sh(SCTR + ["logs", "--tail", "1", "talker"]).stdout == b"5000\n", seconds=180):
+        raise RuntimeError("the talker did not finish writing its log")
+    shim_dir = os.path.join(sd, "state", "shims", talker[:16])
+    logs = {"sctr logs": [], "sshim ctl logs": []}
+    for rep in range(3):
+        for name, cmd in (("sctr logs", SCTR + ["logs", "talker"]), ("sshim ctl logs", [os.path.join(rel, "sshim"), "ctl", shim_dir, "logs"])):
+            t0 = time.perf_counter()
+            subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+            logs[name].append((time.perf_counter() - t0) * 1000)
+    base = statistics.median(logs["sshim ctl logs"])
+    logs_ratio = statistics.median(logs["sctr logs"]) / base
+    for name in ("sctr logs", "sshim ctl logs"):
+        rows.append(("logs of 1M records (ms)", name, statistics.median(logs[name]), min(logs[name]), max(logs[name]), base, ""))
+    sh(SCTR + ["rm", "-f", "talker"])
     sd_rss, _ = rollup(scontainerd.pid)
     ctd_rss, _ = rollup(containerd.pid)
     rows.append(("daemon idle RSS kB", "scontainerd", sd_rss, sd_rss, sd_rss, ctd_rss, ""))
@@ -356,6 +375,7 @@ print("%-32s %-24s %10s %10s %10s %8s  %s" % ("benchmark (ms unless named)", "wh
 for group, name, med, p10, p90, base, note in rows:
     print("%-32s %-24s %10.2f %10.2f %10.2f %8s  %s" % (group, name, med, p10, p90, "%.2f" % (med / base) if base else "", note))
 print()
+print("targets: sctr logs <= 1.5x the shim's own: %.2fx %s" % (logs_ratio, "met" if logs_ratio <= 1.5 else "NOT met"))
 print("targets: srunc run <= 0.8x crun: %.2fx %s; <= 3x floor: %.2fx %s; create+start+delete <= 0.8x crun: %.2fx %s; unpack >= tar: %.2fx time %s" % (
     srunc_run / crun_run, "met" if srunc_run <= 0.8 * crun_run else "NOT met",
     srunc_run / floor, "met" if srunc_run <= 3 * floor else "NOT met",
