@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <linux/openat2.h>
 #include <malloc.h>
+#include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -198,3 +199,21 @@ int cl_accept4(int fd, int flags) {
 
 /* glibc's malloc options are not in Swift's Glibc module. */
 int cl_fixed_mmap_threshold(int bytes) { return mallopt(M_MMAP_THRESHOLD, bytes); }
+
+/* Brings the loopback interface of the current network namespace up (runc and crun do). */
+int cl_loopback_up(void) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+    int r = ioctl(fd, SIOCGIFFLAGS, &ifr);
+    if (r == 0 && !(ifr.ifr_flags & IFF_UP)) {
+        ifr.ifr_flags |= IFF_UP;
+        r = ioctl(fd, SIOCSIFFLAGS, &ifr);
+    }
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return r;
+}

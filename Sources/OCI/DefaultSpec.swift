@@ -1,5 +1,6 @@
-/// The config.json `srunc spec` writes: the same defaults runc's `spec` gives (a terminal `sh`,
-/// a read-only rootfs, the usual pseudo filesystems, masked /proc and /sys entries).
+/// The config.json `srunc spec` writes: runc 1.1's `spec`, member for member (a terminal `sh`,
+/// a read-only rootfs, the usual pseudo filesystems, masked /proc and /sys entries, no cgroup
+/// namespace), but for `ociVersion` (the spec srunc implements) and the hostname.
 public enum DefaultSpec {
     public static let json = """
     {
@@ -13,7 +14,8 @@ public enum DefaultSpec {
         "capabilities": {
           "bounding": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
           "effective": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
-          "permitted": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+          "permitted": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+          "ambient": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
         },
         "rlimits": [{ "type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024 }],
         "noNewPrivileges": true
@@ -39,7 +41,7 @@ public enum DefaultSpec {
         "resources": { "devices": [{ "allow": false, "access": "rwm" }] },
         "namespaces": [
           { "type": "pid" }, { "type": "network" }, { "type": "ipc" },
-          { "type": "uts" }, { "type": "mount" }, { "type": "cgroup" }
+          { "type": "uts" }, { "type": "mount" }
         ],
         "maskedPaths": [
           "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",

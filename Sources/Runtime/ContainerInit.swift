@@ -34,6 +34,7 @@ enum ContainerInit {
     static func run(_ plan: InitPlan) -> Never {
         let process = plan.spec.process!
         var executable = ""
+        var env: [String] = []
         do {
             // Die with srunc if it dies mid-create; not when the parent is the short-lived intermediate.
             if plan.parentIsCreator { _ = cl_prctl(PR_SET_PDEATHSIG, UInt(SIGKILL), 0, 0, 0) }
@@ -44,6 +45,10 @@ enum ContainerInit {
                 try check("setresuid 0") { cl_setresuid(0, 0, 0) }
             }
             if plan.newCgroupNS { try check("unshare cgroup namespace") { cl_unshare(CL_NEWCGROUP) } }
+            // A new network namespace starts with `lo` down; runc and crun bring it up.
+            if plan.spec.linux?.namespaces?.contains(where: { $0.type == "network" && ($0.path ?? "").isEmpty }) == true {
+                try check("bring up the loopback interface") { cl_loopback_up() }
+            }
             umask(0)
             if let keyring = plan.keyring, cl_join_session_keyring(keyring) < 0, errno != ENOSYS {
                 throw RuntimeError.sys("join session keyring")
@@ -81,6 +86,7 @@ enum ContainerInit {
             try rootfs.finish(cwd: process.cwd)
             try Rlimits.apply(process.rlimits ?? [])
             executable = try ExecutableLookup.find(process.args![0], env: process.env ?? [], cwd: process.cwd)
+            env = environment(process)
             if let seccomp = plan.spec.linux?.seccomp, SeccompFilter.usesNotify(seccomp) {
                 // Loaded now, while create still runs: the parent passes the fd to the listener.
                 let fd = try SeccompFilter.load(seccomp)!
@@ -109,7 +115,24 @@ enum ContainerInit {
         } catch {
             fail("\(error)")
         }
-        exec(executable, process.args!, process.env ?? [])
+        exec(executable, process.args!, env)
+    }
+
+    /// The process's environment, with HOME from the container's /etc/passwd when it has none
+    /// ("/" for a user not listed), as runc sets it; docker relies on that.
+    static func environment(_ process: OCI.Process) -> [String] {
+        var env = process.env ?? []
+        guard !env.contains(where: { $0.hasPrefix("HOME=") }) else { return env }
+        var home = "/"
+        for line in (Files.readString("/etc/passwd") ?? "").split(separator: "\n") {
+            let fields = line.split(separator: ":", omittingEmptySubsequences: false)
+            if fields.count > 5, UInt32(fields[2]) == process.user.uid, !fields[5].isEmpty {
+                home = String(fields[5])
+                break
+            }
+        }
+        env.append("HOME=" + home)
+        return env
     }
 
     /// The last steps before exec, shared with `exec`: terminal, identity, cwd, umask, and
@@ -199,7 +222,8 @@ enum ExecutableLookup {
 
     private static func checkExecutable(_ path: String, shown: String) throws {
         var st = stat()
-        guard stat(path, &st) == 0 else { throw RuntimeError.sys("exec: \"\(shown)\"") }
+        // runc's (Go's) wording, which clients match: `stat /x: no such file or directory`.
+        guard stat(path, &st) == 0 else { throw RuntimeError("exec: \"\(shown)\": stat \(path): \(RuntimeError.goText(errno))") }
         guard (st.st_mode & S_IFMT) == S_IFREG, st.st_mode & 0o111 != 0 else {
             throw RuntimeError("exec: \"\(shown)\": permission denied")
         }

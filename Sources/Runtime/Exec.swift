@@ -122,10 +122,12 @@ public struct Executor {
     /// In the process itself, inside every namespace: rlimits, terminal, identity, exec.
     private static func run(_ process: Process, seccomp: Seccomp?, sync: SyncSocket, consoleFD: Int32, inUserNS: Bool, preserveFDs: Int32) -> Never {
         var executable = ""
+        var env: [String] = []
         do {
             try Rlimits.apply(process.rlimits ?? [])
             if let adj = process.oomScoreAdj { try Files.write("/proc/self/oom_score_adj", String(adj)) }
             executable = try ExecutableLookup.find(process.args![0], env: process.env ?? [], cwd: process.cwd)
+            env = ContainerInit.environment(process)
             var console: Console?
             if consoleFD >= 0 {
                 console = try Console.allocate(socketFD: consoleFD, size: process.consoleSize, owner: process.user.uid, bindConsole: false)
@@ -146,6 +148,6 @@ public struct Executor {
             _exit(1)
         }
         // On success exec closes the socket (close-on-exec): srunc reads EOF.
-        ContainerInit.exec(executable, process.args!, process.env ?? [])
+        ContainerInit.exec(executable, process.args!, env)
     }
 }

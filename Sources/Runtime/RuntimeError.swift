@@ -7,6 +7,12 @@ public struct RuntimeError: Error, CustomStringConvertible, Sendable {
     public var description: String { message }
 
     /// A failed syscall: "what: strerror(errno)".
+    /// An errno as Go words it (strerror's text, lower case first), which runc's clients match.
+    public static func goText(_ err: Int32) -> String {
+        let text = String(cString: strerror(err))
+        return text.prefix(1).lowercased() + text.dropFirst()
+    }
+
     public static func sys(_ what: String, _ err: Int32 = errno) -> RuntimeError {
         RuntimeError("\(what): \(String(cString: strerror(err)))")
     }

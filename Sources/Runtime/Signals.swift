@@ -12,7 +12,8 @@ public enum Signals {
 
     public static func parse(_ text: String) throws -> Int32 {
         if let n = Int32(text) {
-            guard n > 0 && n <= 64 else { throw RuntimeError("invalid signal: \(text)") }
+            // 0 is valid: it checks that the process exists (runc accepts it).
+            guard n >= 0 && n <= 64 else { throw RuntimeError("invalid signal: \(text)") }
             return n
         }
         var name = text.uppercased()

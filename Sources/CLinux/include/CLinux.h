@@ -29,6 +29,8 @@ pid_t cl_clone(unsigned long flags);
 int cl_unshare(int flags);
 int cl_setns(int fd, int nstype);
 int cl_pivot_root(const char *new_root, const char *put_old);
+/* Brings `lo` up in the current network namespace. */
+int cl_loopback_up(void);
 /* A fixed mmap threshold: large allocations always mmap'd, so freeing returns them. */
 int cl_fixed_mmap_threshold(int bytes);
 int cl_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5);

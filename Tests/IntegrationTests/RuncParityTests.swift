@@ -1,0 +1,68 @@
+import Foundation
+import OCI
+import Testing
+
+/// Behaviours runc has that its users can tell (issue 13), each run through srunc and runc,
+/// which must agree.
+@Suite("runc parity") struct RuncParityTests {
+    @Test("a new network namespace has its loopback up", arguments: RuntimeUnderTest.all)
+    func loopbackUp(_ rt: RuntimeUnderTest) throws {
+        let b = try TestBundle(rt, shell("cat /sys/class/net/lo/flags"))
+        defer { b.cleanup() }
+        let r = try b.run()
+        #expect(r.code == 0, "\(r.stderr)")
+        let flags = Int(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines).dropFirst(2), radix: 16) ?? 0
+        #expect(flags & 0x1 != 0, "IFF_UP in \(r.stdout)")
+    }
+
+    @Test("a missing executable is reported in runc's words", arguments: RuntimeUnderTest.all)
+    func missingExecutableWording(_ rt: RuntimeUnderTest) throws {
+        let b = try TestBundle(rt) { $0.process!.args = ["/no/such/program"] }
+        defer { b.cleanup() }
+        let r = try b.run()
+        #expect(r.code != 0)
+        // runc quotes its message as logfmt (\" for "); the words are the same.
+        #expect(r.stderr.replacingOccurrences(of: "\\\"", with: "\"").contains("exec: \"/no/such/program\": stat /no/such/program: no such file or directory"), "\(r.stderr)")
+    }
+
+    @Test("HOME comes from the container's /etc/passwd when the env has none", arguments: RuntimeUnderTest.all)
+    func homeFromPasswd(_ rt: RuntimeUnderTest) throws {
+        for (uid, home) in [(UInt32(0), "/root"), (1000, "/home/user"), (4242, "/")] {
+            let b = try TestBundle(rt) { shell("echo $HOME")(&$0); $0.process!.user = User(uid: uid, gid: uid) }
+            defer { b.cleanup() }
+            let r = try b.run()
+            #expect(r.stdout == home + "\n", "uid \(uid): \(r.stdout) \(r.stderr)")
+        }
+        let given = try TestBundle(rt) { shell("echo $HOME")(&$0); $0.process!.env! += ["HOME=/given"] }
+        defer { given.cleanup() }
+        #expect(try given.run().stdout == "/given\n")
+    }
+
+    @Test("signal 0 is a valid signal for kill", arguments: RuntimeUnderTest.all)
+    func signalZero(_ rt: RuntimeUnderTest) throws {
+        let b = try TestBundle(rt, shell("sleep 100"))
+        defer { b.cleanup() }
+        #expect(try b.runtimeCommand(["run", "--detach", b.id]).code == 0)
+        let zero = try b.runtimeCommand(["kill", b.id, "0"])
+        #expect(zero.code == 0, "\(zero.stderr)")
+        let all = try b.runtimeCommand(["kill", "--all", b.id, "0"])
+        #expect(all.code == 0, "\(all.stderr)")
+        #expect(try b.state()?["status"] as? String == "running")
+    }
+
+    @Test("srunc spec is runc spec but for ociVersion and the hostname")
+    func specMatchesRunc() throws {
+        func spec(_ binary: String) throws -> [String: Any] {
+            let dir = NSTemporaryDirectory() + "srunc-spec-\(UUID().uuidString)"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            #expect(try execute(binary, ["spec", "--bundle", dir]).code == 0)
+            var object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/config.json"))) as! [String: Any]
+            object["ociVersion"] = nil
+            object["hostname"] = nil
+            return object
+        }
+        let ours = try spec(RuntimeUnderTest.srunc.binary), theirs = try spec(RuntimeUnderTest.runc.binary)
+        #expect(NSDictionary(dictionary: ours).isEqual(to: theirs), "srunc: \(ours)\nrunc: \(theirs)")
+    }
+}
