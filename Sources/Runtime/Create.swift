@@ -123,9 +123,11 @@ public struct Creator {
             initPid = try Creator.handshake(parentSync, knownPid: directChild ? initPid : 0, spec: spec, id: opts.id, bundlePath: bundle.path,
                                             release: anyUserNS ? { try cgroup!.join($0) } : nil,
                                             hooks: { pid in
-                let state = HookRunner.state(spec, id: opts.id, status: .creating, pid: pid, bundle: bundle.path)
-                try HookRunner.run(spec.hooks?.prestart, kind: "prestart", state: state)
-                try HookRunner.run(spec.hooks?.createRuntime, kind: "createRuntime", state: state)
+                // Prestart hooks see `created` (as runc gives them); createRuntime sees `creating`.
+                try HookRunner.run(spec.hooks?.prestart, kind: "prestart",
+                                   state: HookRunner.state(spec, id: opts.id, status: .created, pid: pid, bundle: bundle.path))
+                try HookRunner.run(spec.hooks?.createRuntime, kind: "createRuntime",
+                                   state: HookRunner.state(spec, id: opts.id, status: .creating, pid: pid, bundle: bundle.path))
             })
             let ptyMaster = consoleListener >= 0 ? cl_recv_fd(consoleListener) : -1
             if consoleListener >= 0 { close(consoleListener) }
@@ -153,7 +155,8 @@ public struct Creator {
 
     /// Runs in the intermediate child: joins the given namespaces, clones the init, exits.
     private static func joinAndClone(_ joins: [(type: String, fd: Int32)], flags: Int32, plan: InitPlan) -> Never {
-        for j in joins where cl_setns(j.fd, 0) != 0 {
+        // The type given: the kernel refuses a path to a namespace of another type.
+        for j in joins where cl_setns(j.fd, Creator.cloneFlags[j.type] ?? 0) != 0 {
             plan.sync.send("error:join \(j.type) namespace: \(String(cString: strerror(errno)))")
             _exit(1)
         }

@@ -65,4 +65,41 @@ import Testing
         let ours = try spec(RuntimeUnderTest.srunc.binary), theirs = try spec(RuntimeUnderTest.runc.binary)
         #expect(NSDictionary(dictionary: ours).isEqual(to: theirs), "srunc: \(ours)\nrunc: \(theirs)")
     }
+
+    @Test("prestart hooks see created, createRuntime hooks creating", arguments: RuntimeUnderTest.all)
+    func prestartState(_ rt: RuntimeUnderTest) throws {
+        let host = NSTemporaryDirectory() + "srunc-prestart-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: host, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: host) }
+        let b = try TestBundle(rt) {
+            shell("true")(&$0)
+            var hooks = Hooks()
+            hooks.prestart = [Hook(path: "/bin/sh", args: ["sh", "-c", "cat > \(host)/prestart.json"])]
+            hooks.createRuntime = [Hook(path: "/bin/sh", args: ["sh", "-c", "cat > \(host)/createRuntime.json"])]
+            $0.hooks = hooks
+        }
+        defer { b.cleanup() }
+        #expect(try b.runtimeCommand(["create", b.id]).code == 0)
+        func status(_ hook: String) throws -> String? {
+            let data = try Data(contentsOf: URL(fileURLWithPath: host + "/\(hook).json"))
+            return (try JSONSerialization.jsonObject(with: data) as? [String: Any])?["status"] as? String
+        }
+        // The runtime spec gives prestart hooks the state of a created container; runc 1.1
+        // passes `creating` (a documented difference: srunc follows the spec).
+        #expect(try status("prestart") == (rt.name == "srunc" ? "created" : "creating"))
+        #expect(try status("createRuntime") == "creating")
+    }
+
+    @Test("a namespace path of another type is refused", arguments: RuntimeUnderTest.all)
+    func namespaceOfTheWrongType(_ rt: RuntimeUnderTest) throws {
+        for type in ["network", "uts", "cgroup"] {
+            let b = try TestBundle(rt) {
+                shell("true")(&$0)
+                $0.linux!.namespaces = ($0.linux!.namespaces ?? []).filter { $0.type != type } + [Namespace(type: type, path: "/proc/self/ns/ipc")]
+            }
+            defer { b.cleanup() }
+            let r = try b.run()
+            #expect(r.code != 0, "\(type) given an ipc namespace: \(r.stdout) \(r.stderr)")
+        }
+    }
 }
