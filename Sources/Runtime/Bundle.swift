@@ -37,6 +37,10 @@ public struct Bundle: Sendable {
         guard let args = process.args, !args.isEmpty, !args[0].isEmpty else {
             throw RuntimeError("config.json: process.args must not be empty")
         }
+        // runc and crun refuse a profile the host cannot apply; srunc refuses it at create.
+        if let profile = process.apparmorProfile, !profile.isEmpty, Files.readString("/sys/module/apparmor/parameters/enabled")?.hasPrefix("Y") != true {
+            throw RuntimeError("config.json: process.apparmorProfile \"\(profile)\" is set, but AppArmor is not enabled on this host")
+        }
         guard process.cwd.hasPrefix("/") else {
             throw RuntimeError("config.json: process.cwd \"\(process.cwd)\" must be an absolute path")
         }

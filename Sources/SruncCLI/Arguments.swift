@@ -66,3 +66,22 @@ struct ParsedArguments {
         }
     }
 }
+
+/// Go's durations as runc's flags take them (`100ms`, `5s`, `1m30s`); a bare number is seconds.
+enum GoDuration {
+    static func milliseconds(_ text: String) -> UInt32? {
+        if let seconds = UInt32(text) { return seconds.multipliedReportingOverflow(by: 1000).overflow ? nil : seconds * 1000 }
+        let units: [(String, Double)] = [("ns", 1e-6), ("us", 1e-3), ("µs", 1e-3), ("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
+        var rest = Substring(text), total = 0.0
+        guard !rest.isEmpty else { return nil }
+        while !rest.isEmpty {
+            let number = rest.prefix { $0.isNumber || $0 == "." }
+            guard let value = Double(number) else { return nil }
+            rest = rest.dropFirst(number.count)
+            guard let unit = units.first(where: { rest.hasPrefix($0.0) && !(rest.hasPrefix("ms") && $0.0 == "m") }) else { return nil }
+            rest = rest.dropFirst(unit.0.count)
+            total += value * unit.1
+        }
+        return total < Double(UInt32.max) ? UInt32(total.rounded(.up)) : nil
+    }
+}

@@ -92,14 +92,12 @@ public enum Srunc {
             return 0
         case "events":
             let a = try ParsedArguments(rest[...], flags: [.bool("stats"), .value("interval")])
-            var interval: UInt32 = 5
+            var interval: UInt32 = 5000
             if let text = a.value("interval") {
-                var t = text
-                if t.hasSuffix("s") { t.removeLast() }
-                guard let n = UInt32(t), n > 0 else { throw UsageError("invalid --interval: \(text)") }
-                interval = n
+                guard let ms = GoDuration.milliseconds(text), ms > 0 else { throw UsageError("invalid --interval: \(text) (a duration: 100ms, 5s, 1m)") }
+                interval = ms
             }
-            try lifecycle.events(try id(from: a, verb), once: a.flag("stats"), interval: interval) { Output.print($0) }
+            try lifecycle.events(try id(from: a, verb), once: a.flag("stats"), intervalMilliseconds: interval) { Output.print($0) }
             return 0
         case "features":
             Output.print(String(decoding: try Features.json(version: version), as: UTF8.self))

@@ -102,4 +102,27 @@ import Testing
             #expect(r.code != 0, "\(type) given an ipc namespace: \(r.stdout) \(r.stderr)")
         }
     }
+
+    @Test("an AppArmor profile on a host without AppArmor fails the container", arguments: RuntimeUnderTest.all)
+    func appArmorWithoutAppArmor(_ rt: RuntimeUnderTest) throws {
+        let enabled = (try? String(contentsOfFile: "/sys/module/apparmor/parameters/enabled", encoding: .utf8))?.hasPrefix("Y") == true
+        guard !enabled else { return }  // this host has AppArmor: nothing to refuse
+        let b = try TestBundle(rt) { shell("echo ran")(&$0); $0.process!.apparmorProfile = "docker-default" }
+        defer { b.cleanup() }
+        let r = try b.run()
+        #expect(r.code != 0 && r.stdout.isEmpty, "\(r)")
+        #expect(r.stderr.lowercased().contains("apparmor"), "\(r.stderr)")
+    }
+
+    @Test("events takes Go durations for --interval", arguments: RuntimeUnderTest.all)
+    func eventsInterval(_ rt: RuntimeUnderTest) throws {
+        let b = try TestBundle(rt, shell("sleep 100"))
+        defer { b.cleanup() }
+        #expect(try b.runtimeCommand(["run", "--detach", b.id]).code == 0)
+        for interval in ["100ms", "2s", "1m30s"] {
+            let r = try b.runtimeCommand(["events", "--stats", "--interval", interval, b.id])
+            #expect(r.code == 0 && r.stdout.contains("\"type\":\"stats\""), "\(interval): \(r)")
+        }
+        #expect(try b.runtimeCommand(["events", "--stats", "--interval", "soon", b.id]).code != 0)
+    }
 }

@@ -69,8 +69,8 @@ extension Cgroup {
 }
 
 extension Lifecycle {
-    /// One stats line, or (without `once`) a line every `interval` seconds until the container stops.
-    public func events(_ id: String, once: Bool, interval: UInt32, emit: (String) -> Void) throws {
+    /// One stats line, or (without `once`) a line every interval until the container stops.
+    public func events(_ id: String, once: Bool, intervalMilliseconds interval: UInt32, emit: (String) -> Void) throws {
         let record = try store.load(id)
         guard store.status(of: record) != .stopped else { throw RuntimeError("container not running") }
         guard let layout = record.cgroup else { throw RuntimeError("container has no cgroup") }
@@ -79,7 +79,9 @@ extension Lifecycle {
             let line = try JSON.encode(StatsEvent(id: id, data: cgroup.stats()))
             emit(String(decoding: line, as: UTF8.self) + "\n")
             if once { return }
-            sleep(max(1, interval))
+            let ms = max(1, interval)
+            sleep(ms / 1000)
+            usleep(useconds_t(ms % 1000) * 1000)
         } while store.status(of: record) != .stopped
     }
 }
