@@ -143,8 +143,9 @@ enum ContainerInit {
         try console?.attachAsStdio()
         let nnp = process.noNewPrivileges == true
         if let seccomp, !nnp { try SeccompFilter.load(seccomp) }
-        try dropPrivileges(process, inUserNS: inUserNS)
+        // The cwd is entered while still privileged: a root-only cwd works for any user, as in runc.
         try check("chdir \(process.cwd)") { chdir(process.cwd) }
+        try dropPrivileges(process, inUserNS: inUserNS)
         umask(mode_t(process.user.umask ?? 0o022))
         for fd in 3..<(3 + preserveFDs) { _ = cl_clear_cloexec(fd) }
         _ = cl_close_range_cloexec(UInt32(3 + preserveFDs))

@@ -125,4 +125,12 @@ import Testing
         }
         #expect(try b.runtimeCommand(["events", "--stats", "--interval", "soon", b.id]).code != 0)
     }
+
+    @Test("a root-only cwd is entered before the user changes", arguments: RuntimeUnderTest.all)
+    func rootOnlyCwd(_ rt: RuntimeUnderTest) throws {
+        let b = try TestBundle(rt) { shell("pwd")(&$0); $0.process!.user = User(uid: 1000, gid: 1000); $0.process!.cwd = "/root" }
+        defer { b.cleanup() }
+        let r = try b.run()
+        #expect(r.code == 0 && r.stdout == "/root\n", "\(r)")
+    }
 }
