@@ -64,6 +64,27 @@ public struct Process: Codable, Sendable, Equatable {
         self.terminal = terminal; self.user = user; self.args = args; self.env = env; self.cwd = cwd
         self.capabilities = capabilities; self.rlimits = rlimits; self.noNewPrivileges = noNewPrivileges
     }
+
+    /// As synthesized, but a missing `user` is root (0:0), as runc reads it (Go's zero value):
+    /// `exec --process` files written for runc often leave it out.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        terminal = try c.decodeIfPresent(Bool.self, forKey: .terminal)
+        consoleSize = try c.decodeIfPresent(ConsoleSize.self, forKey: .consoleSize)
+        user = try c.decodeIfPresent(User.self, forKey: .user) ?? User(uid: 0, gid: 0)
+        args = try c.decodeIfPresent([String].self, forKey: .args)
+        commandLine = try c.decodeIfPresent(String.self, forKey: .commandLine)
+        env = try c.decodeIfPresent([String].self, forKey: .env)
+        cwd = try c.decode(String.self, forKey: .cwd)
+        capabilities = try c.decodeIfPresent(Capabilities.self, forKey: .capabilities)
+        rlimits = try c.decodeIfPresent([Rlimit].self, forKey: .rlimits)
+        noNewPrivileges = try c.decodeIfPresent(Bool.self, forKey: .noNewPrivileges)
+        apparmorProfile = try c.decodeIfPresent(String.self, forKey: .apparmorProfile)
+        oomScoreAdj = try c.decodeIfPresent(Int.self, forKey: .oomScoreAdj)
+        selinuxLabel = try c.decodeIfPresent(String.self, forKey: .selinuxLabel)
+        ioPriority = try c.decodeIfPresent(IOPriority.self, forKey: .ioPriority)
+        scheduler = try c.decodeIfPresent(Scheduler.self, forKey: .scheduler)
+    }
 }
 
 public struct ConsoleSize: Codable, Sendable, Equatable {

@@ -133,4 +133,15 @@ import Testing
         let r = try b.run()
         #expect(r.code == 0 && r.stdout == "/root\n", "\(r)")
     }
+
+    @Test("exec --process without a user runs as root", arguments: RuntimeUnderTest.all)
+    func processWithoutUser(_ rt: RuntimeUnderTest) throws {
+        let b = try TestBundle(rt, shell("sleep 100"))
+        defer { b.cleanup() }
+        #expect(try b.runtimeCommand(["run", "--detach", b.id]).code == 0)
+        let file = b.dir + "/process.json"
+        try #"{"args":["sh","-c","id -u; echo $HOME"],"cwd":"/","env":["PATH=/bin:/usr/bin"]}"#.write(toFile: file, atomically: true, encoding: .utf8)
+        let r = try b.runtimeCommand(["exec", "--process", file, b.id])
+        #expect(r.code == 0 && r.stdout == "0\n/root\n", "\(r)")
+    }
 }
