@@ -49,6 +49,12 @@ public struct Lifecycle {
     public func kill(_ id: String, signal: Int32, all: Bool) throws {
         let record = try store.load(id)
         let status = store.status(of: record)
+        if all && status == .stopped {
+            // As runc: whatever is still in the container's cgroup after its init has exited (a
+            // container sharing another's pid namespace leaves such processes behind).
+            if let layout = record.cgroup { for pid in Cgroup(layout: layout).pids() { Glibc.kill(pid, signal) } }
+            return
+        }
         guard status != .stopped else { throw RuntimeError("container not running") }
         try Lifecycle.signal(record, signal)
         if all {

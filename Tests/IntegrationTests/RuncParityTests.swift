@@ -144,4 +144,25 @@ import Testing
         let r = try b.runtimeCommand(["exec", "--process", file, b.id])
         #expect(r.code == 0 && r.stdout == "0\n/root\n", "\(r)")
     }
+
+    @Test("kill --all reaches what a stopped container left in its cgroup", arguments: RuntimeUnderTest.all)
+    func killAllAfterTheInitExited(_ rt: RuntimeUnderTest) throws {
+        let cgroup = "/" + uniqueTestName("killall")
+        let b = try TestBundle(rt) {
+            shell("sleep 1000 & exit 0")(&$0)
+            $0.linux!.namespaces = ($0.linux!.namespaces ?? []).filter { $0.type != "pid" }
+            $0.linux!.cgroupsPath = cgroup
+        }
+        defer { b.cleanup(); rmdir("/sys/fs/cgroup/pids" + cgroup) }
+        func procs() -> [String] {
+            ((try? String(contentsOfFile: "/sys/fs/cgroup/pids\(cgroup)/cgroup.procs", encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+        }
+        #expect(try b.runtimeCommand(["run", "--detach", b.id]).code == 0)
+        try eventually("the init exits and leaves its sleep") { try b.state()?["status"] as? String == "stopped" && procs().count == 1 }
+        let left = procs()
+        let r = try b.runtimeCommand(["kill", "--all", b.id, "KILL"])
+        #expect(r.code == 0, "\(r.stderr)")
+        try eventually("the sleep is gone") { procs().isEmpty }
+        for pid in left.compactMap({ pid_t($0) }) where pid > 1 { kill(pid, SIGKILL) }
+    }
 }
