@@ -29,9 +29,10 @@ public struct Executor {
     public func exec(_ opts: ExecOptions) throws -> Int32 {
         let record = try store.load(opts.id)
         switch store.status(of: record) {
-        case .running: break
+        // A created container's namespaces exist already: runc lets a process join them.
+        case .running, .created: break
         case .paused where opts.ignorePaused: break
-        case .paused: throw RuntimeError("cannot exec in a paused container (use --ignore-paused)")
+        case .paused: throw RuntimeError("cannot exec in a paused container (use --ignore-paused to override)")
         default: throw RuntimeError("cannot exec in a \(store.status(of: record).rawValue) container")
         }
         let process = opts.process

@@ -40,6 +40,9 @@ public enum Srunc {
         } catch let e as UsageError {
             log.error("srunc: \(e.description)")
             return 1
+        } catch let e as CommandFailure {
+            log.error(e.message)
+            return e.code
         } catch {
             log.error("\(error)")
             return 1
@@ -103,7 +106,11 @@ public enum Srunc {
             Output.print(String(decoding: try Features.json(version: version), as: UTF8.self))
             return 0
         case "exec":
-            return try ExecCommand.run(rest, store: store)
+            do { return try ExecCommand.run(rest, store: store) } catch let e as UsageError { throw e } catch {
+                // runc's way, which clients match: `exec failed: …`, exit 255.
+                let text = "\(error)"
+                throw CommandFailure(message: text.hasPrefix("exec failed: ") ? text : "exec failed: " + text, code: 255)
+            }
         case "list":
             return try list(rest, lifecycle)
         case "spec":
@@ -191,4 +198,10 @@ public enum Srunc {
       --version, -v       print the version
 
     """
+}
+
+/// A failure a verb reports with its own exit code (runc's `exec` exits 255).
+struct CommandFailure: Error {
+    let message: String
+    let code: Int32
 }

@@ -163,4 +163,23 @@ import Testing
         #expect(r.code == 0, "\(r.stderr)")
         try eventually("the sleep is gone") { procs().isEmpty }
     }
+
+    @Test("exec: into a created container, not a paused one; failures exit 255 in runc's words", arguments: RuntimeUnderTest.all)
+    func execStatesAndFailures(_ rt: RuntimeUnderTest) throws {
+        let b = try TestBundle(rt, shell("sleep 100"))
+        defer { b.cleanup() }
+        #expect(try b.runtimeCommand(["create", b.id]).code == 0)
+        let created = try b.runtimeCommand(["exec", b.id, "echo", "joined"])
+        #expect(created.code == 0 && created.stdout == "joined\n", "\(created)")
+        #expect(try b.runtimeCommand(["start", b.id]).code == 0)
+        #expect(try b.runtimeCommand(["pause", b.id]).code == 0)
+        let paused = try b.runtimeCommand(["exec", b.id, "true"])
+        #expect(paused.code == 255 && paused.stderr.contains("exec failed: cannot exec in a paused container (use --ignore-paused to override)"), "\(paused)")
+        #expect(try b.runtimeCommand(["resume", b.id]).code == 0)
+        let pidFile = try b.runtimeCommand(["exec", "--pid-file", b.dir + "/no/such/dir/pid", b.id, "true"])
+        #expect(pidFile.code == 255 && pidFile.stderr.contains("exec failed:"), "\(pidFile)")
+        #expect(try b.runtimeCommand(["exec", b.id, "sh", "-c", "exit 3"]).code == 3)
+        let stats = try b.runtimeCommand(["events", "--stats", b.id])
+        #expect(stats.stdout.hasPrefix("{\"type\":\"stats\",\"id\":\"\(b.id)\",\"data\":"), "\(stats.stdout.prefix(80))")
+    }
 }

@@ -13,12 +13,6 @@ public struct ContainerStats: Encodable {
     let pids: Pids
 }
 
-public struct StatsEvent: Encodable {
-    let type = "stats"
-    let id: String
-    let data: ContainerStats
-}
-
 extension Cgroup {
     private func number(_ path: String?) -> UInt64 {
         guard let path, let text = Files.readString(path) else { return 0 }
@@ -76,8 +70,10 @@ extension Lifecycle {
         guard let layout = record.cgroup else { throw RuntimeError("container has no cgroup") }
         let cgroup = Cgroup(layout: layout)
         repeat {
-            let line = try JSON.encode(StatsEvent(id: id, data: cgroup.stats()))
-            emit(String(decoding: line, as: UTF8.self) + "\n")
+            // Members in runc's order (type, id, data): the encoder does not keep declaration order.
+            let line = "{\"type\":\"stats\",\"id\":" + String(decoding: try JSON.encode(id), as: UTF8.self)
+                + ",\"data\":" + String(decoding: try JSON.encode(cgroup.stats()), as: UTF8.self) + "}"
+            emit(line + "\n")
             if once { return }
             let ms = max(1, interval)
             sleep(ms / 1000)
