@@ -26,6 +26,17 @@ enum Capabilities {
         }
     }
 
+    /// Fails, in create, for a capability the process could not be given: one outside our own
+    /// bounding set (runc fails create the same way, in the same words).
+    static func checkGrantable(_ caps: OCI.Capabilities?) throws {
+        guard let caps else { return }
+        let last = Capabilities.last
+        for c in values((caps.permitted ?? []) + (caps.effective ?? []) + (caps.inheritable ?? []) + (caps.ambient ?? []), last: last)
+        where cl_prctl(PR_CAPBSET_READ, UInt(c), 0, 0, 0) != 1 {
+            throw RuntimeError("unable to apply caps: operation not permitted")
+        }
+    }
+
     /// Values of the named caps that this kernel knows (runc ignores newer ones the same way).
     private static func values(_ names: [String]?, last: UInt) -> [cap_value_t] {
         (names ?? []).compactMap { value(of: $0) }.filter { UInt($0) <= last }
@@ -54,7 +65,7 @@ enum Capabilities {
                 throw RuntimeError.sys("cap_set_flag")
             }
         }
-        if cap_set_proc(state) != 0 { throw RuntimeError.sys("apply capabilities") }
+        if cap_set_proc(state) != 0 { throw RuntimeError("unable to apply caps: \(RuntimeError.goText(errno))") }
         _ = cl_prctl(PR_CAP_AMBIENT, UInt(PR_CAP_AMBIENT_CLEAR_ALL), 0, 0, 0)
         // The kernel only raises an ambient cap that is permitted and inheritable; runc skips the
         // others silently (its own default spec lists ambient caps without inheritable ones).

@@ -85,6 +85,8 @@ enum ContainerInit {
             }
             try rootfs.finish(cwd: process.cwd)
             try Rlimits.apply(process.rlimits ?? [])
+            // Everything that can fail fails in create: a capability we cannot grant, too.
+            try Capabilities.checkGrantable(process.capabilities)
             executable = try ExecutableLookup.find(process.args![0], env: process.env ?? [], cwd: process.cwd)
             env = environment(process)
             if let seccomp = plan.spec.linux?.seccomp, SeccompFilter.usesNotify(seccomp) {

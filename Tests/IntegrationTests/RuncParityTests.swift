@@ -182,4 +182,25 @@ import Testing
         let stats = try b.runtimeCommand(["events", "--stats", b.id])
         #expect(stats.stdout.hasPrefix("{\"type\":\"stats\",\"id\":\"\(b.id)\",\"data\":"), "\(stats.stdout.prefix(80))")
     }
+
+    @Test("a capability the host cannot grant fails create", arguments: RuntimeUnderTest.all)
+    func ungrantableCapabilityFailsCreate(_ rt: RuntimeUnderTest) throws {
+        // A capability outside this process's bounding set (here CAP_SYS_RESOURCE is missing).
+        let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+        let mask = status.split(separator: "\n").first { $0.hasPrefix("CapBnd:") }.flatMap { UInt64($0.dropFirst(7).trimmingCharacters(in: .whitespaces), radix: 16) } ?? 0
+        let names = ["CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_MODULE", "CAP_MAC_ADMIN", "CAP_SYS_BOOT"]
+        let numbers = [24, 25, 16, 33, 22]
+        guard let i = numbers.indices.first(where: { mask & (1 << UInt64(numbers[$0])) == 0 }) else { return }  // all grantable here
+        let b = try TestBundle(rt) {
+            shell("echo ran")(&$0)
+            var caps = $0.process!.capabilities ?? OCI.Capabilities()
+            caps.bounding = (caps.bounding ?? []) + [names[i]]
+            caps.permitted = (caps.permitted ?? []) + [names[i]]
+            caps.effective = (caps.effective ?? []) + [names[i]]
+            $0.process!.capabilities = caps
+        }
+        defer { b.cleanup() }
+        let r = try b.runtimeCommand(["create", b.id])
+        #expect(r.code != 0 && r.stderr.contains("unable to apply caps"), "\(r)")
+    }
 }
