@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Wire
 
 /// JSON coding through FoundationEssentials (no ICU, no threads), with decode errors that name
 /// the offending field the way a user reads config.json ("process.args[2]").
@@ -7,6 +8,13 @@ public enum JSON {
         do {
             return try JSONDecoder().decode(type, from: Data(bytes))
         } catch let error as DecodingError {
+            // FoundationEssentials reports a number out of range (uid -1, 1e300) with no field:
+            // only then, decode again with a decoder that names it.
+            if case .dataCorrupted(let ctx) = error, ctx.codingPath.isEmpty, let value = try? JSONValue.parse(bytes) {
+                do { _ = try ValueDecoder(strict: false).decode(type, from: value) } catch {
+                    throw RuntimeError("\(what): field \(ValueDecoder.describe(error, root: nil))")
+                }
+            }
             throw RuntimeError("\(what): \(describe(error))")
         }
     }

@@ -203,4 +203,22 @@ import Testing
         let r = try b.runtimeCommand(["create", b.id])
         #expect(r.code != 0 && r.stderr.contains("unable to apply caps"), "\(r)")
     }
+
+    @Test("a number out of range in config.json names its field", arguments: RuntimeUnderTest.all)
+    func outOfRangeNumbersNameTheField(_ rt: RuntimeUnderTest) throws {
+        let cases: [(String, (inout [String: Any]) -> Void)] = [
+            ("process.user.uid", { c in var p = c["process"] as! [String: Any]; var u = p["user"] as! [String: Any]; u["uid"] = -1; p["user"] = u; c["process"] = p }),
+            ("linux.resources.cpu.shares", { c in var l = c["linux"] as! [String: Any]; l["resources"] = ["cpu": ["shares": -1]]; c["linux"] = l }),
+            ("linux.resources.memory.limit", { c in var l = c["linux"] as! [String: Any]; l["resources"] = ["memory": ["limit": 1e300]]; c["linux"] = l }),
+        ]
+        for (field, edit) in cases {
+            let b = try TestBundle(rt, shell("true"))
+            defer { b.cleanup() }
+            var config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: b.dir + "/config.json"))) as! [String: Any]
+            edit(&config)
+            try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: b.dir + "/config.json"))
+            let r = try b.runtimeCommand(["create", b.id])
+            #expect(r.code != 0 && r.stderr.contains(field), "\(field): \(r.stderr)")
+        }
+    }
 }

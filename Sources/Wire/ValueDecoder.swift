@@ -1,5 +1,3 @@
-import Wire
-
 /// Decodes Codable API types from a parsed JSON value. Strict mode (the daemon reading
 /// requests) refuses fields the type does not declare, duplicate fields, fractions or
 /// out-of-range numbers for integers: Foundation's JSONDecoder ignores unknown fields and
@@ -16,7 +14,7 @@ public struct ValueDecoder: Sendable {
     }
 
     /// "memory: expected a whole number, got 1e+300": the field path, then the reason.
-    public static func describe(_ error: Error, root: String = "params") -> String {
+    public static func describe(_ error: Error, root: String? = "params") -> String {
         guard let error = error as? DecodingError else { return "\(error)" }
         let (path, reason): ([CodingKey], String)
         switch error {
@@ -25,17 +23,20 @@ public struct ValueDecoder: Sendable {
         case .keyNotFound(let key, let c): (path, reason) = (c.codingPath + [key], "is required")
         @unknown default: return "\(error)"
         }
-        let names = [root] + path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }
-        return names.joined(separator: ".").replacingOccurrences(of: ".[", with: "[") + ": " + reason
+        var text = root ?? ""
+        for key in path {
+            if let i = key.intValue { text += "[\(i)]" } else { text += (text.isEmpty ? "" : ".") + key.stringValue }
+        }
+        return text + ": " + reason
     }
 }
 
 /// A coding key made from any string or index: paths of unknown fields and array elements.
-struct AnyKey: CodingKey {
-    var stringValue: String
-    var intValue: Int?
-    init(stringValue: String) { self.stringValue = stringValue }
-    init(intValue: Int) { stringValue = String(intValue); self.intValue = intValue }
+public struct AnyKey: CodingKey {
+    public var stringValue: String
+    public var intValue: Int?
+    public init(stringValue: String) { self.stringValue = stringValue }
+    public init(intValue: Int) { stringValue = String(intValue); self.intValue = intValue }
 }
 
 /// What a JSON value is, in words, for error messages.
