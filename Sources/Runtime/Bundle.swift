@@ -17,6 +17,11 @@ public struct Bundle: Sendable {
         try Bundle.validate(spec)
         let rootPath = spec.root!.path
         let rootfs = Files.clean(rootPath.hasPrefix("/") ? rootPath : dir + "/" + rootPath)
+        // A symlinked rootfs could point anywhere by the time it is mounted: runc refuses it.
+        var st = stat()
+        if lstat(rootfs, &st) == 0, (st.st_mode & S_IFMT) == S_IFLNK {
+            throw RuntimeError("invalid rootfs: \(rootfs) is a symlink")
+        }
         guard Files.isDirectory(rootfs) else {
             throw RuntimeError("rootfs (\(rootfs)) does not exist or is not a directory")
         }

@@ -15,6 +15,13 @@ struct PathInRoot {
 
     /// Opens `path` inside the root, creating missing directories (and the last component as a
     /// directory or an empty file). Returns an CL_O_PATH fd the caller mounts onto via /proc/self/fd.
+    /// Whether `path` (inside the root) is itself a symlink.
+    func isSymlink(_ path: String) -> Bool {
+        var st = stat()
+        let relative = String(path.drop { $0 == "/" })
+        return !relative.isEmpty && fstatat(rootFD, relative, &st, AT_SYMLINK_NOFOLLOW) == 0 && (st.st_mode & S_IFMT) == S_IFLNK
+    }
+
     func ensure(_ path: String, directory: Bool, depth: Int = 0) throws -> Int32 {
         if let fd = open(path) { return fd }
         guard depth < 40 else { throw RuntimeError("resolve \(path) in rootfs: too many levels of symbolic links") }

@@ -33,6 +33,10 @@ struct Rootfs {
         } else if type == "cgroup" || type == "cgroup2" {
             try CgroupMount(destination: m.destination, flags: opts.flags, newCgroupNS: newCgroupNS).mount(in: root)
         } else {
+            // proc or sysfs on a symlink would land wherever the image points it: a known escape.
+            if (type == "proc" || type == "sysfs") && root.isSymlink(m.destination) {
+                throw RuntimeError("mount \(type) on \(m.destination): the destination is a symlink")
+            }
             let fd = try root.ensure(m.destination, directory: true)
             defer { close(fd) }
             let data = opts.data.joined(separator: ",")

@@ -55,6 +55,10 @@ enum SeccompFilter {
         }
         for (i, rule) in (s.syscalls ?? []).enumerated() {
             _ = try action(rule.action, errno: rule.errnoRet)
+            // The agent's own writes would be trapped too: runc refuses this rule.
+            if rule.action == "SCMP_ACT_NOTIFY", rule.names.contains("write") {
+                throw RuntimeError("config.json: linux.seccomp.syscalls[\(i)]: SCMP_ACT_NOTIFY cannot be used for the write syscall")
+            }
             for arg in rule.args ?? [] where ops[arg.op] == nil || arg.index > 5 {
                 throw RuntimeError("config.json: linux.seccomp.syscalls[\(i)]: invalid argument condition \(arg.op) on index \(arg.index)")
             }

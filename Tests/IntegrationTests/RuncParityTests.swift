@@ -221,4 +221,36 @@ import Testing
             #expect(r.code != 0 && r.stderr.contains(field), "\(field): \(r.stderr)")
         }
     }
+
+    @Test("a rootfs that is a symlink is refused, and so is /proc or /sys as a symlink inside it", arguments: RuntimeUnderTest.all)
+    func symlinkedRootfsAndPseudoFilesystems(_ rt: RuntimeUnderTest) throws {
+        let linked = try TestBundle(rt, shell("echo ran"))
+        defer { linked.cleanup() }
+        try FileManager.default.moveItem(atPath: linked.dir + "/rootfs", toPath: linked.dir + "/rootfs-real")
+        try FileManager.default.createSymbolicLink(atPath: linked.dir + "/rootfs", withDestinationPath: linked.dir + "/rootfs-real")
+        let r = try linked.run()
+        #expect(r.code != 0 && r.stdout.isEmpty, "symlinked rootfs: \(r)")
+        for dir in ["proc", "sys"] {
+            let b = try TestBundle(rt, shell("echo ran"))
+            defer { b.cleanup() }
+            try FileManager.default.removeItem(atPath: b.dir + "/rootfs/" + dir)
+            try FileManager.default.createSymbolicLink(atPath: b.dir + "/rootfs/" + dir, withDestinationPath: "/tmp")
+            let r = try b.run()
+            #expect(r.code != 0 && r.stdout.isEmpty, "/\(dir) a symlink: \(r)")
+        }
+    }
+
+    @Test("a NOTIFY rule on write is refused", arguments: RuntimeUnderTest.all)
+    func notifyOnWrite(_ rt: RuntimeUnderTest) throws {
+        let b = try TestBundle(rt) {
+            shell("echo ran")(&$0)
+            $0.linux!.seccomp = try! JSONDecoder().decode(Seccomp.self, from: Data(#"""
+                {"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/no-such-agent.sock",
+                 "syscalls":[{"names":["write"],"action":"SCMP_ACT_NOTIFY"}]}
+                """#.utf8))
+        }
+        defer { b.cleanup() }
+        let r = try b.runtimeCommand(["create", b.id])
+        #expect(r.code != 0 && r.stderr.contains("write"), "\(r)")
+    }
 }
