@@ -12,8 +12,11 @@ struct Rootfs {
 
     /// Everything that happens while the host's tree is still visible.
     func prepare() throws {
-        let propagation = UInt(MS_SLAVE | MS_REC)
-        try check("make / rslave") { Glibc.mount(nil, "/", nil, propagation, nil) }
+        // rslave unless the config asks otherwise (as runc): with `rshared` (Kubernetes'
+        // Bidirectional propagation) mounts made inside reach the host through shared binds.
+        let propagation = spec.linux?.rootfsPropagation.flatMap { MountOptions.propagation[$0] } ?? UInt(MS_SLAVE | MS_REC)
+        try check("set / propagation") { Glibc.mount(nil, "/", nil, propagation, nil) }
+        if propagation & UInt(MS_SHARED) != 0 { try Rootfs.makeParentMountPrivate(of: rootfs) }
         try check("bind rootfs \(rootfs)") { Glibc.mount(rootfs, rootfs, nil, UInt(MS_BIND | MS_REC), nil) }
         let rootFD = try check("open rootfs") { open(rootfs, CL_O_PATH | O_DIRECTORY | O_CLOEXEC) }
         defer { close(rootFD) }
@@ -105,6 +108,26 @@ struct Rootfs {
         try check("chdir /") { chdir("/") }
         if let p = spec.linux?.rootfsPropagation, let flag = MountOptions.propagation[p] {
             try check("set rootfs propagation \(p)") { Glibc.mount(nil, "/", nil, flag, nil) }
+        }
+    }
+
+    /// pivot_root refuses a shared parent mount, and the rootfs bind must not propagate to the
+    /// host: the mount holding the rootfs's parent directory is made private (only needed when
+    /// `/` was made shared, as runc does).
+    static func makeParentMountPrivate(of rootfs: String) throws {
+        let parent = rootfs.split(separator: "/").dropLast().reduce("") { $0 + "/" + $1 }
+        var best: (point: String, shared: Bool)?
+        for line in (Files.readString("/proc/self/mountinfo") ?? "").split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count > 6 else { continue }
+            let point = String(fields[4])
+            let contains = point == "/" || parent == point || parent.hasPrefix(point + "/")
+            if contains && point.count >= (best?.point.count ?? -1) {
+                best = (point, fields[6...].prefix { $0 != "-" }.contains { $0.hasPrefix("shared:") })
+            }
+        }
+        if let best, best.shared {
+            try check("make \(best.point) private") { Glibc.mount(nil, best.point, nil, UInt(MS_PRIVATE), nil) }
         }
     }
 

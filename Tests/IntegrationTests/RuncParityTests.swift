@@ -253,4 +253,30 @@ import Testing
         let r = try b.runtimeCommand(["create", b.id])
         #expect(r.code != 0 && r.stderr.contains("write"), "\(r)")
     }
+
+    @Test("rootfsPropagation rshared lets a mount made inside reach the host (Bidirectional)", arguments: RuntimeUnderTest.all)
+    func bidirectionalPropagation(_ rt: RuntimeUnderTest) throws {
+        let host = NSTemporaryDirectory() + "srunc-bidi-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: host + "/sub", withIntermediateDirectories: true)
+        #expect(try execute("/bin/mount", ["--bind", host, host]).code == 0)
+        #expect(try execute("/bin/mount", ["--make-shared", host]).code == 0)
+        defer {
+            _ = try? execute("/bin/umount", ["-l", host + "/sub"])
+            _ = try? execute("/bin/umount", ["-l", host])
+            try? FileManager.default.removeItem(atPath: host)
+        }
+        let b = try TestBundle(rt) {
+            shell("mount -t tmpfs bidi /mnt/sub && echo mounted")(&$0)
+            $0.mounts!.append(OCI.Mount(destination: "/mnt", type: "bind", source: host, options: ["rbind", "rshared"]))
+            $0.linux!.rootfsPropagation = "rshared"
+            var caps = $0.process!.capabilities ?? OCI.Capabilities()
+            for set in [\OCI.Capabilities.bounding, \.effective, \.permitted] { caps[keyPath: set] = (caps[keyPath: set] ?? []) + ["CAP_SYS_ADMIN"] }
+            $0.process!.capabilities = caps
+        }
+        defer { b.cleanup() }
+        let r = try b.run()
+        #expect(r.code == 0 && r.stdout == "mounted\n", "\(r)")
+        let mounts = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)
+        #expect(mounts.contains(" " + host + "/sub "), "the container's tmpfs reached the host")
+    }
 }
