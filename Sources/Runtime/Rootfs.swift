@@ -43,7 +43,10 @@ struct Rootfs {
             let fd = try root.ensure(m.destination, directory: true)
             defer { close(fd) }
             let data = opts.data.joined(separator: ",")
-            let r = Glibc.mount(m.source ?? type, PathInRoot.procPath(fd), type, opts.flags & ~UInt(MS_REMOUNT), data)
+            // A read-only /dev is filled first (devices, /dev/pts) and made read-only in finish().
+            var flags = opts.flags & ~UInt(MS_REMOUNT)
+            if m.destination == "/dev" { flags &= ~UInt(MS_RDONLY) }
+            let r = Glibc.mount(m.source ?? type, PathInRoot.procPath(fd), type, flags, data)
             if r != 0 {
                 if type == "sysfs" && (errno == EPERM || errno == EACCES) {
                     // A user namespace without its own netns may not mount sysfs: bind the host's, as runc does.
@@ -142,6 +145,11 @@ struct Rootfs {
         // Created now, so a cwd that cannot be (a file on the way, as runc reports) fails create.
         try Files.makeDirectories(cwd, mode: 0o755)
         guard Files.isDirectory(cwd) else { throw RuntimeError("process.cwd \(cwd): not a directory") }
+        if let dev = spec.mounts?.last(where: { $0.destination == "/dev" }), !MountOptions(dev.options ?? []).isBind,
+           MountOptions(dev.options ?? []).flags & UInt(MS_RDONLY) != 0 {
+            let flags = (MountOptions(dev.options ?? []).flags & ~UInt(MS_BIND | MS_REC)) | UInt(MS_REMOUNT | MS_RDONLY) | lockedFlags("/dev")
+            try check("remount /dev read-only") { Glibc.mount(nil, "/dev", nil, flags, nil) }
+        }
         if spec.root?.readonly == true {
             let flags = UInt(MS_BIND | MS_REMOUNT | MS_RDONLY) | lockedFlags("/")
             try check("remount root read-only") { Glibc.mount(nil, "/", nil, flags, nil) }

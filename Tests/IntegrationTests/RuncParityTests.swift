@@ -279,4 +279,20 @@ import Testing
         let mounts = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)
         #expect(mounts.contains(" " + host + "/sub "), "the container's tmpfs reached the host")
     }
+
+    @Test("a read-only /dev mount is filled, then read-only", arguments: RuntimeUnderTest.all)
+    func readOnlyDev(_ rt: RuntimeUnderTest) throws {
+        let b = try TestBundle(rt) {
+            shell("touch /dev/x 2>/dev/null || echo ro; [ -c /dev/null ] && echo null; [ -d /dev/pts ] && echo pts")(&$0)
+            $0.mounts = ($0.mounts ?? []).map { m in
+                guard m.destination == "/dev" else { return m }
+                var m = m
+                m.options = (m.options ?? []) + ["ro"]
+                return m
+            }
+        }
+        defer { b.cleanup() }
+        let r = try b.run()
+        #expect(r.code == 0 && r.stdout == "ro\nnull\npts\n", "\(r)")
+    }
 }
