@@ -217,3 +217,15 @@ int cl_loopback_up(void) {
     errno = saved;
     return r;
 }
+
+/* Recursive read-only (the "rro" mount option): mount_setattr(2) with AT_RECURSIVE on an open
+   mount. The struct is mount_attr's layout; <linux/mount.h> clashes with <sys/mount.h>. */
+int cl_mount_setattr_rdonly_recursive(int fd) {
+#ifdef SYS_mount_setattr
+    struct { unsigned long long attr_set, attr_clr, propagation, userns_fd; } attr = { 0x1 /* MOUNT_ATTR_RDONLY */, 0, 0, 0 };
+    return (int)syscall(SYS_mount_setattr, fd, "", 0x1000 /* AT_EMPTY_PATH */ | 0x8000 /* AT_RECURSIVE */, &attr, sizeof attr);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}

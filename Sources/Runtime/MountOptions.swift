@@ -6,6 +6,8 @@ struct MountOptions: Equatable {
     var flags: UInt = 0
     var propagation: [UInt] = []
     var data: [String] = []
+    /// `rro`: read-only, and every mount below too (mount_setattr with AT_RECURSIVE).
+    var recursiveReadOnly = false
     var isBind: Bool { flags & UInt(MS_BIND) != 0 }
 
     static let setting: [String: UInt] = [
@@ -31,7 +33,8 @@ struct MountOptions: Equatable {
 
     init(_ words: [String]) {
         for w in words {
-            if let f = MountOptions.setting[w] { flags |= f }
+            if w == "rro" { recursiveReadOnly = true; flags |= UInt(MS_RDONLY) }
+            else if let f = MountOptions.setting[w] { flags |= f }
             else if let f = MountOptions.clearing[w] { flags &= ~f }
             else if let p = MountOptions.propagation[w] { propagation.append(p) }
             else if !MountOptions.ignored.contains(w) && !w.hasPrefix("x-") { data.append(w) }

@@ -73,6 +73,11 @@ struct Rootfs {
         if r != 0 { throw RuntimeError.sys("bind \(source) on \(m.destination)") }
         let extra = opts.flags & ~UInt(MS_BIND | MS_REC | MS_REMOUNT)
         if extra != 0 { try remountBind(m.destination, flags: extra, in: root) }
+        if opts.recursiveReadOnly {
+            guard let fd = root.open(m.destination) else { throw RuntimeError.sys("reopen \(m.destination)") }
+            defer { close(fd) }
+            try check("make \(m.destination) recursively read-only") { cl_mount_setattr_rdonly_recursive(fd) }
+        }
     }
 
     /// Applies per-mount flags to a bind mount (the kernel ignores them on the first call).

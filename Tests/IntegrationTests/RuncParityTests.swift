@@ -295,4 +295,22 @@ import Testing
         let r = try b.run()
         #expect(r.code == 0 && r.stdout == "ro\nnull\npts\n", "\(r)")
     }
+
+    @Test("rro makes a bind mount and every mount below it read-only", arguments: RuntimeUnderTest.all)
+    func recursiveReadOnly(_ rt: RuntimeUnderTest) throws {
+        let host = NSTemporaryDirectory() + "srunc-rro-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: host + "/sub", withIntermediateDirectories: true)
+        #expect(try execute("/bin/mount", ["-t", "tmpfs", "rro-test", host + "/sub"]).code == 0)
+        defer {
+            _ = try? execute("/bin/umount", ["-l", host + "/sub"])
+            try? FileManager.default.removeItem(atPath: host)
+        }
+        let b = try TestBundle(rt) {
+            shell("touch /mnt/sub/x 2>/dev/null || echo sub-ro; touch /mnt/x 2>/dev/null || echo top-ro")(&$0)
+            $0.mounts!.append(OCI.Mount(destination: "/mnt", type: "bind", source: host, options: ["rbind", "rro"]))
+        }
+        defer { b.cleanup() }
+        let r = try b.run()
+        #expect(r.code == 0 && r.stdout == "sub-ro\ntop-ro\n", "\(r)")
+    }
 }

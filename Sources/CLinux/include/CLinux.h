@@ -29,6 +29,8 @@ pid_t cl_clone(unsigned long flags);
 int cl_unshare(int flags);
 int cl_setns(int fd, int nstype);
 int cl_pivot_root(const char *new_root, const char *put_old);
+/* Makes the mount open at fd, and every mount below it, read-only (mount_setattr). */
+int cl_mount_setattr_rdonly_recursive(int fd);
 /* Brings `lo` up in the current network namespace. */
 int cl_loopback_up(void);
 /* A fixed mmap threshold: large allocations always mmap'd, so freeing returns them. */
