@@ -63,11 +63,10 @@ enum HostCleanup {
         for dir in cgroupDirectories(relative) where dir.contains("/freezer/") {
             try? "THAWED".write(toFile: dir + "/freezer.state", atomically: false, encoding: .utf8)
         }
-        for _ in 0..<50 {
+        _ = try? eventually("the cgroup \(relative) is empty", seconds: 1) {
             let pids = processes(inCgroup: relative)
-            if pids.isEmpty { break }
             pids.forEach { kill($0, SIGKILL) }
-            usleep(20_000)
+            return pids.isEmpty
         }
         for dir in cgroupDirectories(relative) { rmdir(dir) }
     }
@@ -120,11 +119,10 @@ enum HostCleanup {
     }
 
     static func killAll(mentioning marker: String) {
-        for _ in 0..<50 {
+        _ = try? eventually("no process names \(marker)", seconds: 1) {
             let pids = processes(mentioning: marker)
-            if pids.isEmpty { return }
             pids.forEach { kill($0, SIGKILL) }
-            usleep(20_000)
+            return pids.isEmpty
         }
     }
 }

@@ -146,10 +146,9 @@ final class TestBundle: @unchecked Sendable {
     /// for up to about four seconds; returns the last status seen.
     func waitForStatus(_ want: String) async throws -> String {
         var status = ""
-        for _ in 0..<400 {
+        _ = try? eventually("status \(want)", seconds: 4) {
             status = (try state()?["status"] as? String) ?? ""
-            if status == want { break }
-            try await Task.sleep(for: .milliseconds(10))
+            return status == want
         }
         return status
     }
