@@ -9,6 +9,13 @@ public struct Log {
     public var debug = false
     public init() {}
 
+    /// Creates the --log file up front, as runc does on every verb (clients look for it).
+    public func create() {
+        guard let path else { return }
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        if fd >= 0 { close(fd) }
+    }
+
     public func error(_ message: String) {
         let line = Array((message + "\n").utf8)
         _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }

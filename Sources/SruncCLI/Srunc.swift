@@ -24,6 +24,7 @@ public enum Srunc {
             log.path = global.value("log")
             log.json = global.value("log-format") == "json"
             log.debug = global.flag("debug")
+            log.create()
             if let format = global.value("log-format"), format != "json" && format != "text" {
                 throw UsageError("invalid log-format: \(format)")
             }

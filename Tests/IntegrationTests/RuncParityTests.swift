@@ -313,4 +313,16 @@ import Testing
         let r = try b.run()
         #expect(r.code == 0 && r.stdout == "sub-ro\ntop-ro\n", "\(r)")
     }
+
+    @Test("--log creates its file on every verb, errors or not", arguments: RuntimeUnderTest.all)
+    func logFileOnEveryVerb(_ rt: RuntimeUnderTest) throws {
+        let b = try TestBundle(rt, shell("true"))
+        defer { b.cleanup() }
+        for (i, verb) in [["list"], ["state", "no-such-container"], ["spec", "--bundle", b.dir + "/spec-dir"]].enumerated() {
+            try? FileManager.default.createDirectory(atPath: b.dir + "/spec-dir", withIntermediateDirectories: true)
+            let log = b.dir + "/verb-\(i).log"
+            _ = try b.runtimeCommand(["--log", log] + verb)
+            #expect(FileManager.default.fileExists(atPath: log), "\(verb)")
+        }
+    }
 }
