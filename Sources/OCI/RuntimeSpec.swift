@@ -20,6 +20,13 @@ public struct Spec: Codable, Sendable, Equatable {
     }
 }
 
+extension Spec {
+    /// Whether the config asks for a namespace of this type that is new (not joined by path).
+    public func hasNewNamespace(_ type: String) -> Bool {
+        linux?.namespaces?.contains { $0.type == type && ($0.path ?? "").isEmpty } ?? false
+    }
+}
+
 /// The root filesystem: a path relative to the bundle (or absolute) and whether it is read-only.
 public struct Root: Codable, Sendable, Equatable {
     public var path: String

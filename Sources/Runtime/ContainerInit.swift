@@ -39,33 +39,37 @@ enum ContainerInit {
             // Die with srunc if it dies mid-create; not when the parent is the short-lived intermediate.
             if plan.parentIsCreator { _ = cl_prctl(PR_SET_PDEATHSIG, UInt(SIGKILL), 0, 0, 0) }
             for procs in plan.cgroupProcs { try Files.write(procs, "0") }
-            if plan.waitForParent { guard plan.sync.receive() == "go" else { _exit(1) } }
+            if plan.waitForParent { guard try plan.sync.receive() == .go else { _exit(1) } }
             if plan.newUserNS {
                 try check("setresgid 0") { cl_setresgid(0, 0, 0) }
                 try check("setresuid 0") { cl_setresuid(0, 0, 0) }
             }
             if plan.newCgroupNS { try check("unshare cgroup namespace") { cl_unshare(CL_NEWCGROUP) } }
             // A new network namespace starts with `lo` down; runc and crun bring it up.
-            if plan.spec.linux?.namespaces?.contains(where: { $0.type == "network" && ($0.path ?? "").isEmpty }) == true {
+            if plan.spec.hasNewNamespace("network") {
                 try check("bring up the loopback interface") { cl_loopback_up() }
             }
             umask(0)
+            // Relative mount sources are relative to the bundle.
+            try check("chdir bundle") { chdir(plan.bundlePath) }
             if let keyring = plan.keyring, cl_join_session_keyring(keyring) < 0, errno != ENOSYS {
                 throw RuntimeError.sys("join session keyring")
             }
-            try check("chdir bundle") { chdir(plan.bundlePath) }
             if let adj = process.oomScoreAdj { try Files.write("/proc/self/oom_score_adj", String(adj)) }
             // Until exec this process *is* srunc: no one in the container may open /proc/<pid>/exe
             // (CVE-2019-5736) or its fds. exec makes it dumpable again.
             _ = cl_prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
-            let rootfs = Rootfs(spec: plan.spec, rootfs: plan.rootfs, inUserNS: plan.newUserNS, newCgroupNS: plan.newCgroupNS)
+            let rootfs = Rootfs(spec: plan.spec, rootfs: plan.rootfs, inUserNS: plan.newUserNS, newCgroupNS: plan.newCgroupNS,
+                                ownMountNS: plan.spec.hasNewNamespace("mount"))
             try rootfs.prepare()
             let hooks = plan.spec.hooks ?? Hooks()
             let hookCount = (hooks.prestart ?? []).count + (hooks.createRuntime ?? []).count + (hooks.createContainer ?? []).count
             if hookCount > 0 {
                 // The parent runs prestart/createRuntime in the runtime namespace and tells us our host pid.
-                plan.sync.send("hooks")
-                guard let reply = plan.sync.receive(), reply.hasPrefix("resume:"), let pid = pid_t(reply.dropFirst(7)) else { _exit(1) }
+                plan.sync.send(.hooks)
+                guard case .resume(let pid)? = try plan.sync.receive() else { _exit(1) }
+                // createContainer runs in the container's namespaces with the rootfs as its cwd, as in runc.
+                try check("chdir rootfs") { chdir(plan.rootfs) }
                 try HookRunner.run(hooks.createContainer, kind: "createContainer",
                                    state: HookRunner.state(plan.spec, id: plan.id, status: .creating, pid: pid, bundle: plan.bundlePath))
             }
@@ -91,33 +95,34 @@ enum ContainerInit {
             env = environment(process)
             if let seccomp = plan.spec.linux?.seccomp, SeccompFilter.usesNotify(seccomp) {
                 // Loaded now, while create still runs: the parent passes the fd to the listener.
-                let fd = try SeccompFilter.load(seccomp)!
-                plan.sync.send("seccomp")
-                if cl_send_fd(plan.sync.fd, fd, "seccompFd") != 0 { throw RuntimeError.sys("send seccomp fd") }
-                close(fd)
+                try SeccompHandoff.loadAndSend(seccomp, over: plan.sync)
             }
         } catch {
-            plan.sync.send("error:\(error)")
+            plan.sync.send(.error("\(error)"))
             _exit(1)
         }
-        _ = cl_prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0)
-        // Nobody to hear "ready" means srunc died: do not linger blocked on the fifo.
-        guard plan.sync.send("ready") else { _exit(1) }
+        awaitPersisted(plan)
         waitForStart(plan)
         do {
+            let seccomp = plan.spec.linux?.seccomp.flatMap { SeccompFilter.usesNotify($0) ? nil : $0 }
+            try becomeProcess(process, console: nil, inUserNS: plan.newUserNS, preserveFDs: plan.preserveFDs,
+                              seccomp: seccomp)
+            // As in runc: after seccomp and the identity change, right before exec.
             try HookRunner.run(plan.spec.hooks?.startContainer, kind: "startContainer",
                                state: HookRunner.state(plan.spec, id: plan.id, status: .created, pid: getpid(), bundle: plan.bundlePath))
         } catch {
             fail("\(error)")
         }
-        do {
-            let seccomp = plan.spec.linux?.seccomp.flatMap { SeccompFilter.usesNotify($0) ? nil : $0 }
-            try becomeProcess(process, console: nil, inUserNS: plan.newUserNS, preserveFDs: plan.preserveFDs,
-                              seccomp: seccomp)
-        } catch {
-            fail("\(error)")
-        }
         exec(executable, process.args!, env)
+    }
+
+    /// Reports ready and waits until srunc has saved the state. Until then srunc's death (EOF
+    /// here, or the parent-death signal) ends the init: nothing half-created outlives its
+    /// creator. Then the signal is dropped and the socket closed, which lets srunc exit.
+    private static func awaitPersisted(_ plan: InitPlan) {
+        guard plan.sync.send(.ready), (try? plan.sync.receive()) == .persisted else { _exit(1) }
+        _ = cl_prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0)
+        plan.sync.close()
     }
 
     /// The process's environment, with HOME from the container's /etc/passwd when it has none
@@ -162,7 +167,6 @@ enum ContainerInit {
         _ = write(fifo, "0", 1)
         close(plan.fifoFD)
         close(plan.hostProcFD)
-        plan.sync.close()
     }
 
     /// Groups, gids, uid and capabilities in the order the kernel permits: bounding set while

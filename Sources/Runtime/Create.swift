@@ -24,23 +24,76 @@ public struct CreatedContainer {
     public let ptyMaster: Int32
 }
 
-/// The parent side of create: claim the id, clone the init into its namespaces, write its id
-/// maps, wait for it to report ready, then persist state. On any failure nothing is left behind.
+/// The parent side of create, in its steps: check the config, claim the id, make the cgroup,
+/// spawn the init, answer its handshake, persist the state. On any failure nothing is left
+/// behind; if srunc itself dies midway, the init sees EOF on its sync socket and exits, and
+/// `delete --force` finds the cgroup through the claim note.
 public struct Creator {
     public let store: StateStore
     public init(store: StateStore) { self.store = store }
-
-    static let cloneFlags: [String: Int32] = [
-        "pid": CL_NEWPID, "network": CL_NEWNET, "mount": CL_NEWNS,
-        "ipc": CL_NEWIPC, "uts": CL_NEWUTS, "user": CL_NEWUSER,
-        "cgroup": CL_NEWCGROUP,
-    ]
 
     /// `ownTerminal`: `run` in the foreground with process.terminal and no console socket.
     public func create(_ opts: CreateOptions, ownTerminal: Bool = false) throws -> CreatedContainer {
         try StateStore.validate(id: opts.id)
         let bundle = try Bundle(path: opts.bundle)
-        let spec = bundle.spec
+        try Creator.validate(bundle.spec, opts, ownTerminal: ownTerminal)
+        try store.claim(opts.id)
+        var attempt = Attempt()
+        if !bundle.spec.hasNewNamespace("mount") { attempt.sharedMountRootfs = bundle.rootfs }
+        do {
+            defer { attempt.closeFDs() }
+            let layout = try CgroupLayout.resolve(cgroupsPath: bundle.spec.linux?.cgroupsPath, id: opts.id, systemd: opts.systemdCgroup)
+            try store.noteCgroup(opts.id, layout)
+            attempt.cgroup = Cgroup(layout: layout)
+            try attempt.cgroup!.create()
+            try attempt.cgroup!.apply(bundle.spec.linux?.resources)
+            let launch = try spawn(opts, bundle, cgroup: attempt.cgroup!, attempt: &attempt)
+            let pid = try handshake(launch, opts: opts, bundle: bundle, attempt: &attempt)
+            let ptyMaster = try receivePty(launch.consoleListener)
+            let record = try persist(opts, bundle, pid: pid, layout: layout)
+            try Creator.confirm(launch.sync)
+            return CreatedContainer(record: record, ptyMaster: ptyMaster)
+        } catch {
+            attempt.undo()
+            store.remove(opts.id)
+            throw error
+        }
+    }
+
+    /// What a failed create must undo: the init (killed and reaped), the cgroup, open fds.
+    struct Attempt {
+        var initPid: pid_t = 0
+        var cgroup: Cgroup?
+        var fds: [Int32] = []
+
+        mutating func closeFDs() { fds.forEach { close($0) }; fds = [] }
+
+        /// The rootfs whose mounts are the caller's to undo (a config without a mount namespace).
+        var sharedMountRootfs: String?
+
+        func undo() {
+            if initPid > 0 {
+                kill(initPid, SIGKILL)
+                var st: Int32 = 0
+                waitpid(initPid, &st, 0)
+            }
+            cgroup?.destroy()
+            sharedMountRootfs.map(Rootfs.unmountBelow)
+        }
+    }
+
+    /// The init as spawned: srunc's end of the sync socket, its pid when srunc cloned it itself,
+    /// and where the pty master arrives when srunc keeps the terminal.
+    struct Launch {
+        let sync: SyncSocket
+        let knownPid: pid_t?
+        let consoleListener: Int32
+        /// In a user namespace the init cannot enter host cgroups: srunc places it, then says `go`.
+        let placedBySrunc: Bool
+    }
+
+    /// What the config asks that srunc cannot do, refused before anything is made.
+    static func validate(_ spec: Spec, _ opts: CreateOptions, ownTerminal: Bool) throws {
         let terminal = spec.process?.terminal == true
         if terminal && opts.consoleSocket == nil && !ownTerminal {
             throw RuntimeError("cannot allocate tty if srunc will detach without setting console socket")
@@ -48,193 +101,154 @@ public struct Creator {
         if !terminal && opts.consoleSocket != nil {
             throw RuntimeError("cannot use console socket if srunc will not allocate tty")
         }
-        let namespaces = spec.linux?.namespaces ?? []
-        guard namespaces.contains(where: { $0.type == "mount" && $0.path == nil }) else {
-            throw RuntimeError("config.json: linux.namespaces must include a new mount namespace")
-        }
-        if namespaces.contains(where: { $0.type == "time" }) {
+        if spec.linux?.namespaces?.contains(where: { $0.type == "time" }) == true {
             throw RuntimeError("config.json: time namespaces are not supported")
         }
-        try store.claim(opts.id)
-        var fds: [Int32] = []
-        var cgroup: Cgroup?
-        var initPid: pid_t = 0
-        var directChild = true
-        do {
-            defer { fds.forEach { close($0) } }
-            let layout = try CgroupLayout.resolve(cgroupsPath: spec.linux?.cgroupsPath, id: opts.id, systemd: opts.systemdCgroup)
-            cgroup = Cgroup(layout: layout)
-            try cgroup!.create()
-            try cgroup!.apply(spec.linux?.resources)
-            let fifo = store.fifoPath(opts.id)
-            try check("mkfifo \(fifo)") { cl_mkfifo(fifo, 0o622) }
-            let rootUID = spec.linux?.uidMappings?.first { $0.containerID == 0 }?.hostID ?? 0
-            let rootGID = spec.linux?.gidMappings?.first { $0.containerID == 0 }?.hostID ?? 0
-            _ = chown(fifo, rootUID, rootGID)
-            let fifoFD = try check("open exec fifo") { open(fifo, CL_O_PATH | O_CLOEXEC) }
-            fds.append(fifoFD)
-            let procFD = try check("open /proc") { open("/proc", CL_O_PATH | O_DIRECTORY | O_CLOEXEC) }
-            fds.append(procFD)
-            let (parentSync, childSync) = try SyncSocket.pair()
-            fds.append(parentSync.fd)
-            let (consoleFD, consoleListener) = try ConsoleSocket.endpoints(socketPath: opts.consoleSocket, terminal: terminal)
-            if consoleFD >= 0 { fds.append(consoleFD) }
-            var newFlags: Int32 = 0
-            var joins: [(type: String, fd: Int32)] = []
-            for ns in namespaces {
-                if let path = ns.path {
-                    let fd = try check("open namespace \(path)") { open(path, O_RDONLY | O_CLOEXEC) }
-                    fds.append(fd)
-                    joins.append((ns.type, fd))
-                } else {
-                    newFlags |= Creator.cloneFlags[ns.type]!
-                }
+        if !spec.hasNewNamespace("mount") {
+            // Masking or a read-only root would change the caller's own mounts; runc's words.
+            if !(spec.linux?.maskedPaths ?? []).isEmpty || !(spec.linux?.readonlyPaths ?? []).isEmpty {
+                throw RuntimeError("unable to restrict sys entries without a private MNT namespace")
             }
-            joins.sort { a, _ in a.type == "user" }  // a joined user ns gives the rights to join the rest
-            // The cgroup namespace is unshared by the init once it is in its cgroup, so that
-            // cgroup becomes the namespace's root.
-            let newCgroupNS = newFlags & CL_NEWCGROUP != 0
-            newFlags &= ~CL_NEWCGROUP
-            // Inside any user namespace the init may not write host cgroup files: we place it.
-            let anyUserNS = newFlags & CL_NEWUSER != 0 || joins.contains { $0.type == "user" }
-            let plan = InitPlan(id: opts.id, spec: spec, bundlePath: bundle.path, rootfs: bundle.rootfs, sync: childSync,
-                                consoleFD: consoleFD, fifoFD: fifoFD, hostProcFD: procFD, noPivot: opts.noPivot,
-                                keyring: opts.noNewKeyring ? nil : "_ses." + opts.id,
-                                preserveFDs: opts.preserveFDs, parentIsCreator: joins.isEmpty, newUserNS: newFlags & CL_NEWUSER != 0,
-                                waitForParent: anyUserNS, cgroupProcs: anyUserNS ? [] : cgroup!.procsFiles,
-                                newCgroupNS: newCgroupNS)
-            fflush(stdout); fflush(stderr)
-            if joins.isEmpty {
-                initPid = cl_clone(UInt(UInt32(bitPattern: newFlags)))
-                if initPid == 0 { ContainerInit.run(plan) }
-                if initPid < 0 { childSync.close(); throw RuntimeError.sys("clone") }
+            if spec.root?.readonly == true {
+                throw RuntimeError("config.json: root.readonly needs a new mount namespace")
+            }
+        }
+    }
+
+    /// Opens what the init needs from the host, then clones it (through an intermediate when
+    /// namespaces are joined by path).
+    private func spawn(_ opts: CreateOptions, _ bundle: Bundle, cgroup: Cgroup, attempt: inout Attempt) throws -> Launch {
+        let spec = bundle.spec
+        let fifo = store.fifoPath(opts.id)
+        try check("mkfifo \(fifo)") { cl_mkfifo(fifo, 0o622) }
+        let rootUID = spec.linux?.uidMappings?.first { $0.containerID == 0 }?.hostID ?? 0
+        let rootGID = spec.linux?.gidMappings?.first { $0.containerID == 0 }?.hostID ?? 0
+        _ = chown(fifo, rootUID, rootGID)
+        let fifoFD = try check("open exec fifo") { open(fifo, CL_O_PATH | O_CLOEXEC) }
+        attempt.fds.append(fifoFD)
+        let procFD = try check("open /proc") { open("/proc", CL_O_PATH | O_DIRECTORY | O_CLOEXEC) }
+        attempt.fds.append(procFD)
+        let (parentSync, childSync) = try SyncSocket.pair()
+        attempt.fds.append(parentSync.fd)
+        defer { childSync.close() }
+        let (consoleFD, consoleListener) = try ConsoleSocket.endpoints(socketPath: opts.consoleSocket, terminal: spec.process?.terminal == true)
+        if consoleFD >= 0 { attempt.fds.append(consoleFD) }
+        if consoleListener >= 0 { attempt.fds.append(consoleListener) }
+        let (joins, cloneFlags) = try namespaces(spec, attempt: &attempt)
+        // The cgroup namespace is unshared by the init once it is in its cgroup, so that
+        // cgroup becomes the namespace's root.
+        let newCgroupNS = cloneFlags & CL_NEWCGROUP != 0
+        let anyUserNS = cloneFlags & CL_NEWUSER != 0 || joins.contains { $0.type == "user" }
+        let plan = InitPlan(id: opts.id, spec: spec, bundlePath: bundle.path, rootfs: bundle.rootfs, sync: childSync,
+                            consoleFD: consoleFD, fifoFD: fifoFD, hostProcFD: procFD, noPivot: opts.noPivot,
+                            keyring: opts.noNewKeyring ? nil : "_ses." + opts.id,
+                            preserveFDs: opts.preserveFDs, parentIsCreator: joins.isEmpty, newUserNS: cloneFlags & CL_NEWUSER != 0,
+                            waitForParent: anyUserNS, cgroupProcs: anyUserNS ? [] : cgroup.procsFiles,
+                            newCgroupNS: newCgroupNS)
+        let pid = try Spawn.start(joins: joins, flags: cloneFlags & ~CL_NEWCGROUP, sync: childSync, parentEnd: parentSync) {
+            ContainerInit.run(plan)
+        }
+        attempt.initPid = pid ?? 0
+        return Launch(sync: parentSync, knownPid: pid, consoleListener: consoleListener, placedBySrunc: anyUserNS)
+    }
+
+    /// Namespaces joined by path (opened now, on the host) and the clone flags of the new ones.
+    private func namespaces(_ spec: Spec, attempt: inout Attempt) throws -> ([NamespaceJoin], Int32) {
+        var joins: [NamespaceJoin] = []
+        var flags: Int32 = 0
+        for ns in spec.linux?.namespaces ?? [] {
+            if let path = ns.path {
+                let fd = try check("open namespace \(path)") { open(path, O_RDONLY | O_CLOEXEC) }
+                attempt.fds.append(fd)
+                joins.append(NamespaceJoin(type: ns.type, fd: fd))
             } else {
-                // setns into a pid namespace only affects children: an intermediate process
-                // joins, clones the init, reports its pid and exits. We reap the init as subreaper.
-                directChild = false
-                _ = cl_prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-                let mid = cl_clone(0)
-                if mid == 0 { Creator.joinAndClone(joins, flags: newFlags, plan: plan) }
-                if mid < 0 { childSync.close(); throw RuntimeError.sys("clone") }
-                var st: Int32 = 0
-                waitpid(mid, &st, 0)
+                flags |= NamespaceJoin.flags[ns.type] ?? 0
             }
-            childSync.close()
-            initPid = try Creator.handshake(parentSync, knownPid: directChild ? initPid : 0, spec: spec, id: opts.id, bundlePath: bundle.path,
-                                            release: anyUserNS ? { try cgroup!.join($0) } : nil,
-                                            hooks: { pid in
-                // Prestart hooks see `created` (as runc gives them); createRuntime sees `creating`.
-                try HookRunner.run(spec.hooks?.prestart, kind: "prestart",
-                                   state: HookRunner.state(spec, id: opts.id, status: .created, pid: pid, bundle: bundle.path))
-                try HookRunner.run(spec.hooks?.createRuntime, kind: "createRuntime",
-                                   state: HookRunner.state(spec, id: opts.id, status: .creating, pid: pid, bundle: bundle.path))
-            })
-            let ptyMaster = consoleListener >= 0 ? cl_recv_fd(consoleListener) : -1
-            if consoleListener >= 0 { close(consoleListener) }
-            if consoleListener >= 0 && ptyMaster < 0 { throw RuntimeError.sys("receive pty master") }
-            guard let stat = ProcStat(pid: initPid) else { throw RuntimeError("container init exited during create") }
-            let record = ContainerRecord(id: opts.id, initPid: initPid, initStartTime: stat.startTime,
-                                         bundle: bundle.path, rootfs: bundle.rootfs, created: Timestamp.now(),
-                                         cgroup: layout, config: spec)
-            try store.save(record)
-            if let pidFile = opts.pidFile {
-                try Files.writeAtomically(Files.absolute(pidFile), Array(String(initPid).utf8))
+        }
+        return (joins, flags)
+    }
+
+    /// Answers the init until it is ready: learn its pid, place it in its cgroup and write its
+    /// id maps (user namespace), run prestart/createRuntime hooks when it asks, and pass a
+    /// seccomp notify fd to the listener. Through an intermediate the init's messages may
+    /// overtake the intermediate's `.pid`; what needs the pid waits for it.
+    private func handshake(_ launch: Launch, opts: CreateOptions, bundle: Bundle, attempt: inout Attempt) throws -> pid_t {
+        let spec = bundle.spec
+        var pid = launch.knownPid
+        var ready = false, hooksAsked = false, released = false
+        var seccomp = SeccompHandoff()
+        defer { seccomp.discard() }
+        func state(_ status: ContainerStatus) -> (pid_t) -> HookState {
+            { HookState(ociVersion: spec.ociVersion, id: opts.id, status: status.rawValue, pid: $0, bundle: bundle.path, annotations: spec.annotations) }
+        }
+        while true {
+            if let pid, !released {
+                released = true
+                attempt.initPid = pid
+                try release(pid, launch, spec: spec, cgroup: attempt.cgroup!)
             }
-            return CreatedContainer(record: record, ptyMaster: ptyMaster)
-        } catch {
-            if initPid > 0 {
-                kill(initPid, SIGKILL)
-                var st: Int32 = 0
-                waitpid(initPid, &st, 0)
+            if let pid, hooksAsked {
+                hooksAsked = false
+                // Prestart hooks see `created` (as the spec says); createRuntime sees `creating`.
+                try HookRunner.run(spec.hooks?.prestart, kind: "prestart", state: state(.created)(pid))
+                try HookRunner.run(spec.hooks?.createRuntime, kind: "createRuntime", state: state(.creating)(pid))
+                launch.sync.send(.resume(pid))
             }
-            cgroup?.destroy()
-            store.remove(opts.id)
-            throw error
+            try seccomp.forward(spec.linux?.seccomp, pid: pid, state: state(.creating))
+            if ready, let pid { return pid }
+            switch try launch.sync.receive() {
+            case nil: throw RuntimeError("container init exited before it was ready")
+            case .error(let text): throw RuntimeError("unable to start container process: " + text)
+            case .pid(let p) where pid == nil: pid = p
+            case .hooks: hooksAsked = true
+            case .seccomp: try seccomp.receive(on: launch.sync)
+            case .ready: ready = true
+            case let other?: throw RuntimeError("bad handshake message: \(other.encoded)")
+            }
         }
     }
 
-    /// Runs in the intermediate child: joins the given namespaces, clones the init, exits.
-    private static func joinAndClone(_ joins: [(type: String, fd: Int32)], flags: Int32, plan: InitPlan) -> Never {
-        // The type given: the kernel refuses a path to a namespace of another type.
-        for j in joins where cl_setns(j.fd, Creator.cloneFlags[j.type] ?? 0) != 0 {
-            plan.sync.send("error:join \(j.type) namespace: \(String(cString: strerror(errno)))")
-            _exit(1)
-        }
-        let pid = cl_clone(UInt(UInt32(bitPattern: flags)))
-        if pid == 0 { ContainerInit.run(plan) }
-        plan.sync.send(pid > 0 ? "pid:\(pid)" : "error:clone: \(String(cString: strerror(errno)))")
-        _exit(0)
-    }
-
-    /// Parent half of the handshake: learn the pid, write id maps, release the init, await ready.
-    /// `release`: work that needs the pid before the init may go on (joining its cgroup).
-    /// `hooks`: prestart and createRuntime, run when the init asks (mounts done, before pivot_root).
-    private static func handshake(_ sync: SyncSocket, knownPid: pid_t, spec: Spec, id: String, bundlePath: String,
-                                  release: ((pid_t) throws -> Void)?, hooks: (pid_t) throws -> Void) throws -> pid_t {
-        var pid = knownPid
-        func next() throws -> String {
-            guard let msg = sync.receive() else { throw RuntimeError("container init exited before it was ready") }
-            if msg.hasPrefix("error:") { throw RuntimeError("unable to start container process: " + msg.dropFirst(6)) }
-            return msg
-        }
-        var ready = false, pendingHooks = false, pendingSeccompFD: Int32 = -1
-        defer { if pendingSeccompFD >= 0 { close(pendingSeccompFD) } }
-        // The notify fd follows a "seccomp" packet; it is passed on once the init's pid is known.
-        func receiveSeccompFD() throws {
-            pendingSeccompFD = cl_recv_fd(sync.fd)
-            if pendingSeccompFD < 0 { throw RuntimeError.sys("receive seccomp notify fd") }
-        }
-        func forwardSeccompFD() throws {
-            guard pendingSeccompFD >= 0, let seccomp = spec.linux?.seccomp else { return }
-            try SeccompFilter.sendToListener(seccomp, fd: pendingSeccompFD,
-                                             state: HookRunner.state(spec, id: id, status: .creating, pid: pid, bundle: bundlePath))
-            close(pendingSeccompFD)
-            pendingSeccompFD = -1
-        }
-        // Through an intermediate the init's "ready" may overtake the intermediate's "pid:".
-        while pid == 0 {
-            let msg = try next()
-            if msg == "ready" { ready = true; continue }
-            if msg == "hooks" { pendingHooks = true; continue }
-            if msg == "seccomp" { try receiveSeccompFD(); continue }
-            guard msg.hasPrefix("pid:"), let p = pid_t(msg.dropFirst(4)) else { throw RuntimeError("bad handshake: \(msg)") }
-            pid = p
-        }
-        let newUserNS = spec.linux?.namespaces?.contains { $0.type == "user" && $0.path == nil } ?? false
-        if let release {
-            do { try release(pid) } catch { kill(pid, SIGKILL); throw error }
-        }
-        if newUserNS {
+    /// Work that needs the init's pid before it may go on: cgroup placement and id maps.
+    private func release(_ pid: pid_t, _ launch: Launch, spec: Spec, cgroup: Cgroup) throws {
+        if launch.placedBySrunc { try cgroup.join(pid) }
+        if spec.hasNewNamespace("user") {
             do {
-                try Files.write("/proc/\(pid)/uid_map", idMap(spec.linux?.uidMappings ?? []))
-                try Files.write("/proc/\(pid)/gid_map", idMap(spec.linux?.gidMappings ?? []))
+                try Files.write("/proc/\(pid)/uid_map", Creator.idMap(spec.linux?.uidMappings ?? []))
+                try Files.write("/proc/\(pid)/gid_map", Creator.idMap(spec.linux?.gidMappings ?? []))
             } catch {
-                kill(pid, SIGKILL)
                 throw RuntimeError("write id mappings: \(error)")
             }
         }
-        if release != nil { sync.send("go") }
-        if pendingHooks {
-            try hooks(pid)
-            sync.send("resume:\(pid)")
+        if launch.placedBySrunc { launch.sync.send(.go) }
+    }
+
+    private func receivePty(_ listener: Int32) throws -> Int32 {
+        guard listener >= 0 else { return -1 }
+        let master = cl_recv_fd(listener)
+        if master < 0 { throw RuntimeError.sys("receive pty master") }
+        return master
+    }
+
+    /// state.json, then --pid-file: from here on the container exists for every other verb.
+    private func persist(_ opts: CreateOptions, _ bundle: Bundle, pid: pid_t, layout: CgroupLayout) throws -> ContainerRecord {
+        guard let stat = ProcStat(pid: pid) else { throw RuntimeError("container init exited during create") }
+        let record = ContainerRecord(id: opts.id, initPid: pid, initStartTime: stat.startTime,
+                                     bundle: bundle.path, rootfs: bundle.rootfs, created: Timestamp.now(),
+                                     cgroup: layout, config: bundle.spec)
+        try store.save(record)
+        if let pidFile = opts.pidFile {
+            try Files.writeAtomically(Files.absolute(pidFile), Array(String(pid).utf8))
         }
-        try forwardSeccompFD()
-        while !ready {
-            let msg = try next()
-            if msg == "hooks" {
-                try hooks(pid)
-                sync.send("resume:\(pid)")
-                continue
-            }
-            if msg == "seccomp" {
-                try receiveSeccompFD()
-                try forwardSeccompFD()
-                continue
-            }
-            guard msg == "ready" else { throw RuntimeError("bad handshake: \(msg)") }
-            ready = true
+        return record
+    }
+
+    /// Tells the init its state is saved and waits until it has dropped its parent-death signal
+    /// (it closes the socket): only then may srunc exit without taking the container with it.
+    private static func confirm(_ sync: SyncSocket) throws {
+        sync.send(.persisted)
+        while let message = try sync.receive() {
+            if case .error(let text) = message { throw RuntimeError("unable to start container process: " + text) }
         }
-        return pid
     }
 
     static func idMap(_ m: [IDMapping]) -> String {

@@ -11,6 +11,8 @@ public struct ExecOptions: Sendable {
     public var consoleSocket: String?
     public var preserveFDs: Int32 = 0
     public var ignorePaused = false
+    /// `--cgroup`: sub-cgroups of the container's to run the process in.
+    public var subCgroups: [String] = []
     public init(id: String, process: Process) { self.id = id; self.process = process }
 }
 
@@ -43,81 +45,75 @@ public struct Executor {
         }
         if !terminal && opts.consoleSocket != nil { throw RuntimeError("cannot use console socket if srunc will not allocate tty") }
         try Capabilities.validate(process.capabilities)
+        let cgroupProcs = try record.cgroup.map { try Cgroup(layout: $0).procsFiles(sub: opts.subCgroups) } ?? []
         var fds: [Int32] = []
         defer { fds.forEach { close($0) } }
-        // The init's namespaces that differ from ours, the user namespace first.
-        var joins: [(String, Int32)] = []
-        for ns in ["user", "cgroup", "ipc", "uts", "net", "pid", "mnt"] {
-            guard let theirs = Lifecycle.nsInode(record.initPid, ns), theirs != Lifecycle.nsInode(getpid(), ns) else { continue }
-            let fd = try check("open \(ns) namespace of \(record.initPid)") { open("/proc/\(record.initPid)/ns/\(ns)", O_RDONLY | O_CLOEXEC) }
-            fds.append(fd)
-            joins.append((ns, fd))
-        }
+        let joins = try Executor.namespaces(of: record, fds: &fds)
         guard ProcStat(pid: record.initPid)?.startTime == record.initStartTime else { throw RuntimeError("container not running") }
         let (parentSync, childSync) = try SyncSocket.pair()
         fds.append(parentSync.fd)
         let (consoleFD, consoleListener) = try ConsoleSocket.endpoints(socketPath: opts.consoleSocket, terminal: terminal)
         if consoleFD >= 0 { fds.append(consoleFD) }
-        let cgroupProcs = record.cgroup.map { Cgroup(layout: $0).procsFiles } ?? []
-        let inUserNS = joins.contains { $0.0 == "user" }
-        _ = cl_prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-        fflush(stdout); fflush(stderr)
-        let mid = cl_clone(0)
-        if mid == 0 {
-            Executor.intermediate(process, seccomp: record.config.linux?.seccomp, joins: joins, cgroupProcs: cgroupProcs, sync: childSync, consoleFD: consoleFD,
-                                  inUserNS: inUserNS, preserveFDs: opts.preserveFDs)
+        let inUserNS = joins.contains { $0.type == "user" }
+        let seccomp = record.config.linux?.seccomp
+        defer { childSync.close() }
+        _ = try Spawn.start(joins: joins, flags: 0, sync: childSync, parentEnd: parentSync, inIntermediate: {
+            // Non-dumpable before entering the container: its processes cannot reach our exe or fds.
+            _ = cl_prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+            for procs in cgroupProcs { try Files.write(procs, "0") }
+        }) {
+            Executor.run(process, seccomp: seccomp, sync: childSync, consoleFD: consoleFD, inUserNS: inUserNS, preserveFDs: opts.preserveFDs)
         }
         childSync.close()
-        guard mid > 0 else { throw RuntimeError.sys("clone") }
-        var st: Int32 = 0
-        waitpid(mid, &st, 0)
-        // "pid:N" from the intermediate, maybe "seccomp" + its notify fd from the process, then
-        // EOF once exec closed the socket, or "error:…". Either of the first two may come first.
-        var pid: pid_t = 0, seccompFD: Int32 = -1
-        defer { if seccompFD >= 0 { close(seccompFD) } }
-        while let msg = parentSync.receive() {
-            if msg.hasPrefix("error:") {
-                if pid > 0 { var status: Int32 = 0; waitpid(pid, &status, 0) }
-                throw RuntimeError("exec failed: " + msg.dropFirst(6))
-            } else if msg.hasPrefix("pid:"), let p = pid_t(msg.dropFirst(4)) {
-                pid = p
-            } else if msg == "seccomp" {
-                seccompFD = cl_recv_fd(parentSync.fd)
-                if seccompFD < 0 { throw RuntimeError.sys("receive seccomp notify fd") }
-            } else {
-                throw RuntimeError("bad exec handshake: \(msg)")
-            }
-            if pid > 0 && seccompFD >= 0, let seccomp = record.config.linux?.seccomp {
-                try SeccompFilter.sendToListener(seccomp, fd: seccompFD, state: HookRunner.state(
-                    record.config, id: record.id, status: .running, pid: pid, bundle: record.bundle))
-                close(seccompFD)
-                seccompFD = -1
-            }
-        }
-        guard pid > 0 else { throw RuntimeError("exec: process exited before it started") }
+        let pid = try Executor.handshake(parentSync, record: record)
         let master = consoleListener >= 0 ? cl_recv_fd(consoleListener) : -1
         if consoleListener >= 0 { close(consoleListener) }
-        if let pidFile = opts.pidFile { try Files.writeAtomically(Files.absolute(pidFile), Array(String(pid).utf8)) }
+        if let pidFile = opts.pidFile {
+            do { try Files.writeAtomically(Files.absolute(pidFile), Array(String(pid).utf8)) } catch {
+                // As runc: a process nobody can find by its pid file is not left running.
+                kill(pid, SIGKILL)
+                var st: Int32 = 0
+                waitpid(pid, &st, 0)
+                throw error
+            }
+        }
         if opts.detach { return 0 }
         return Runner.waitLoop(initPid: pid, signals: cl_signalfd_all(nil), master: master)
     }
 
-    /// In the intermediate child: cgroup, then namespaces, then clone the process and report it.
-    private static func intermediate(_ process: Process, seccomp: Seccomp?, joins: [(String, Int32)], cgroupProcs: [String], sync: SyncSocket,
-                                     consoleFD: Int32, inUserNS: Bool, preserveFDs: Int32) -> Never {
-        // Non-dumpable before entering the container: its processes cannot reach our exe or fds.
-        _ = cl_prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
-        do {
-            for procs in cgroupProcs { try Files.write(procs, "0") }
-            for (type, fd) in joins { try check("join \(type) namespace") { cl_setns(fd, 0) } }
-        } catch {
-            sync.send("error:\(error)")
-            _exit(1)
+    /// The init's namespaces that differ from ours, opened now.
+    private static func namespaces(of record: ContainerRecord, fds: inout [Int32]) throws -> [NamespaceJoin] {
+        var joins: [NamespaceJoin] = []
+        for ns in ["user", "cgroup", "ipc", "uts", "net", "pid", "mnt"] {
+            guard let theirs = Lifecycle.nsInode(record.initPid, ns), theirs != Lifecycle.nsInode(getpid(), ns) else { continue }
+            let fd = try check("open \(ns) namespace of \(record.initPid)") { open("/proc/\(record.initPid)/ns/\(ns)", O_RDONLY | O_CLOEXEC) }
+            fds.append(fd)
+            joins.append(NamespaceJoin(type: ns, fd: fd))
         }
-        let pid = cl_clone(0)
-        if pid == 0 { run(process, seccomp: seccomp, sync: sync, consoleFD: consoleFD, inUserNS: inUserNS, preserveFDs: preserveFDs) }
-        sync.send(pid > 0 ? "pid:\(pid)" : "error:clone: \(String(cString: strerror(errno)))")
-        _exit(0)
+        return joins
+    }
+
+    /// `.pid` from the intermediate, maybe `.seccomp` and its notify fd from the process, then
+    /// EOF once exec closed the socket, or `.error`. The first two may come in either order.
+    private static func handshake(_ sync: SyncSocket, record: ContainerRecord) throws -> pid_t {
+        var pid: pid_t?
+        var seccomp = SeccompHandoff()
+        defer { seccomp.discard() }
+        while let message = try sync.receive() {
+            switch message {
+            case .error(let text):
+                if let pid { var status: Int32 = 0; waitpid(pid, &status, 0) }
+                throw RuntimeError("exec failed: " + text)
+            case .pid(let p): pid = p
+            case .seccomp: try seccomp.receive(on: sync)
+            default: throw RuntimeError("bad exec handshake: \(message.encoded)")
+            }
+            try seccomp.forward(record.config.linux?.seccomp, pid: pid) {
+                HookRunner.state(record.config, id: record.id, status: .running, pid: $0, bundle: record.bundle)
+            }
+        }
+        guard let pid else { throw RuntimeError("exec: process exited before it started") }
+        return pid
     }
 
     /// In the process itself, inside every namespace: rlimits, terminal, identity, exec.
@@ -137,15 +133,12 @@ public struct Executor {
             var filter = seccomp
             if let s = seccomp, SeccompFilter.usesNotify(s) {
                 // The listener needs this process's own notify fd before it may run.
-                let fd = try SeccompFilter.load(s)!
-                sync.send("seccomp")
-                if cl_send_fd(sync.fd, fd, "seccompFd") != 0 { throw RuntimeError.sys("send seccomp fd") }
-                close(fd)
+                try SeccompHandoff.loadAndSend(s, over: sync)
                 filter = nil
             }
             try ContainerInit.becomeProcess(process, console: console, inUserNS: inUserNS, preserveFDs: preserveFDs, seccomp: filter)
         } catch {
-            sync.send("error:\(error)")
+            sync.send(.error("\(error)"))
             _exit(1)
         }
         // On success exec closes the socket (close-on-exec): srunc reads EOF.

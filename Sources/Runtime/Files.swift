@@ -45,8 +45,10 @@ public enum Files {
     }
 
     /// Replaces `path` atomically: write a temp file beside it, fsync, rename over.
+    /// The temporary file is `.NAME` beside it, as runc names it (its errors show that name).
     static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws {
-        let tmp = path + ".tmp"
+        let slash = path.lastIndex(of: "/")
+        let tmp = slash.map { path[...$0] + "." + path[path.index(after: $0)...] } ?? "." + path
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         if fd < 0 { throw RuntimeError.sys("open \(tmp)") }
         do {

@@ -92,11 +92,17 @@ public struct Lifecycle {
 
     /// Removes a stopped (or, with force, any) container. A created one is killed first, as runc does.
     public func delete(_ id: String, force: Bool) throws {
+        try StateStore.validate(id: id)  // before any path is built from it
         let record: ContainerRecord
         do { record = try store.load(id) } catch {
-            if force && Files.isDirectory(store.directory(id)) { store.remove(id); return }
-            if force { return }
-            throw error
+            guard force else { throw error }
+            // A create that died before saving its state: its cgroup (and whatever is still in
+            // it) goes with the directory.
+            if Files.isDirectory(store.directory(id)) {
+                store.notedCgroup(id).map { Cgroup(layout: $0).destroy() }
+                store.remove(id)
+            }
+            return
         }
         let status = store.status(of: record)
         if status == .running || status == .paused {
@@ -104,6 +110,7 @@ public struct Lifecycle {
         }
         if status != .stopped { try killAndWait(record) }
         if let layout = record.cgroup { Cgroup(layout: layout).destroy() }
+        if !record.config.hasNewNamespace("mount") { Rootfs.unmountBelow(record.rootfs) }
         store.remove(id)
         HookRunner.runWarning(record.config.hooks?.poststop, kind: "poststop",
                               state: HookRunner.state(record.config, id: id, status: .stopped, pid: nil, bundle: record.bundle))

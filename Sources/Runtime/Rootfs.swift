@@ -9,15 +9,13 @@ struct Rootfs {
     let rootfs: String
     let inUserNS: Bool
     let newCgroupNS: Bool
+    /// False for a config without a new mount namespace: the mounts are made in the caller's
+    /// (under the rootfs, removed again by delete) and the root changes by chroot, as in runc.
+    let ownMountNS: Bool
 
     /// Everything that happens while the host's tree is still visible.
     func prepare() throws {
-        // rslave unless the config asks otherwise (as runc): with `rshared` (Kubernetes'
-        // Bidirectional propagation) mounts made inside reach the host through shared binds.
-        let propagation = spec.linux?.rootfsPropagation.flatMap { MountOptions.propagation[$0] } ?? UInt(MS_SLAVE | MS_REC)
-        try check("set / propagation") { Glibc.mount(nil, "/", nil, propagation, nil) }
-        if propagation & UInt(MS_SHARED) != 0 { try Rootfs.makeParentMountPrivate(of: rootfs) }
-        try check("bind rootfs \(rootfs)") { Glibc.mount(rootfs, rootfs, nil, UInt(MS_BIND | MS_REC), nil) }
+        if ownMountNS { try isolate() }
         let rootFD = try check("open rootfs") { open(rootfs, CL_O_PATH | O_DIRECTORY | O_CLOEXEC) }
         defer { close(rootFD) }
         let root = PathInRoot(rootFD: rootFD)
@@ -25,6 +23,17 @@ struct Rootfs {
         let devIsBound = (spec.mounts ?? []).contains { $0.destination == "/dev" && MountOptions($0.options ?? []).isBind }
         if !devIsBound { try Devices(root: root, inUserNS: inUserNS).populate(spec.linux?.devices ?? []) }
         if spec.process?.terminal == true { close(try root.ensure("/dev/console", directory: false)) }
+    }
+
+    /// In the container's own mount namespace: cut propagation to the host, bind the rootfs
+    /// onto itself so that it is a mount point pivot_root accepts.
+    private func isolate() throws {
+        // rslave unless the config asks otherwise (as runc): with `rshared` (Kubernetes'
+        // Bidirectional propagation) mounts made inside reach the host through shared binds.
+        let propagation = spec.linux?.rootfsPropagation.flatMap { MountOptions.propagation[$0] } ?? UInt(MS_SLAVE | MS_REC)
+        try check("set / propagation") { Glibc.mount(nil, "/", nil, propagation, nil) }
+        if propagation & UInt(MS_SHARED) != 0 { try Rootfs.makeParentMountPrivate(of: rootfs) }
+        try check("bind rootfs \(rootfs)") { Glibc.mount(rootfs, rootfs, nil, UInt(MS_BIND | MS_REC), nil) }
     }
 
     /// Mounts one config entry onto its destination resolved inside the rootfs.
@@ -100,6 +109,12 @@ struct Rootfs {
 
     /// Switches the process root to the rootfs and detaches the host tree.
     func pivot(noPivot: Bool) throws {
+        if !ownMountNS {
+            try check("chdir rootfs") { chdir(rootfs) }
+            try check("chroot") { chroot(".") }
+            try check("chdir /") { chdir("/") }
+            return
+        }
         if noPivot {
             try check("chdir rootfs") { chdir(rootfs) }
             try check("move rootfs to /") { Glibc.mount(rootfs, "/", nil, UInt(MS_MOVE), nil) }
@@ -190,5 +205,16 @@ struct Rootfs {
                                      (1024, UInt(MS_NOATIME)), (2048, UInt(MS_NODIRATIME)), (4096, UInt(MS_RELATIME))]
         for (st, ms) in pairs where s.f_flag & st != 0 { flags |= ms }
         return flags
+    }
+
+    /// Undoes the mounts a container without its own mount namespace made under its rootfs in
+    /// the caller's namespace (runc leaves them): deepest first, detached lazily.
+    static func unmountBelow(_ rootfs: String) {
+        let prefix = Files.clean(rootfs) + "/"
+        let points = (Files.readString("/proc/self/mountinfo") ?? "").split(separator: "\n").compactMap { line -> String? in
+            let fields = line.split(separator: " ")
+            return fields.count > 4 && fields[4].hasPrefix(prefix) ? String(fields[4]) : nil
+        }
+        for point in points.sorted(by: { $0.count > $1.count }) { umount2(point, Int32(MNT_DETACH)) }
     }
 }

@@ -6,15 +6,15 @@ public struct RuntimeError: Error, CustomStringConvertible, Sendable {
     public init(_ message: String) { self.message = message }
     public var description: String { message }
 
-    /// A failed syscall: "what: strerror(errno)".
     /// An errno as Go words it (strerror's text, lower case first), which runc's clients match.
     public static func goText(_ err: Int32) -> String {
         let text = String(cString: strerror(err))
         return text.prefix(1).lowercased() + text.dropFirst()
     }
 
+    /// A failed syscall, "what: errno text", in Go's words as runc prints it.
     public static func sys(_ what: String, _ err: Int32 = errno) -> RuntimeError {
-        RuntimeError("\(what): \(String(cString: strerror(err)))")
+        RuntimeError("\(what): \(goText(err))")
     }
 }
 

@@ -28,6 +28,7 @@ public struct StateStore: Sendable {
     public func directory(_ id: String) -> String { root + "/" + id }
     func fifoPath(_ id: String) -> String { directory(id) + "/exec.fifo" }
     func statePath(_ id: String) -> String { directory(id) + "/state.json" }
+    func cgroupNotePath(_ id: String) -> String { directory(id) + "/cgroup.json" }
 
     /// Rejects ids that could name a path outside the root, as runc does.
     public static func validate(id: String) throws {
@@ -47,6 +48,17 @@ public struct StateStore: Sendable {
             if errno == EEXIST { throw RuntimeError("container with id exists: \(id)") }
             throw RuntimeError.sys("mkdir \(directory(id))")
         }
+    }
+
+    /// The cgroup a create is about to make, written before it is made: if srunc dies before
+    /// state.json exists, `delete --force` still finds (and removes) it.
+    func noteCgroup(_ id: String, _ layout: CgroupLayout) throws {
+        try Files.writeAtomically(cgroupNotePath(id), try JSON.encode(layout), mode: 0o600)
+    }
+
+    /// The cgroup of a create that never finished, if it got that far.
+    func notedCgroup(_ id: String) -> CgroupLayout? {
+        Files.read(cgroupNotePath(id)).flatMap { try? JSON.decode(CgroupLayout.self, from: $0, what: "cgroup note of \(id)") }
     }
 
     func save(_ record: ContainerRecord) throws {

@@ -56,6 +56,7 @@ enum ExecCommand {
         opts.pidFile = a.value("pid-file")
         opts.consoleSocket = a.value("console-socket")
         opts.ignorePaused = a.flag("ignore-paused")
+        opts.subCgroups = a.all("cgroup")
         opts.preserveFDs = try Srunc.preserveFDs(a)
         return try executor.exec(opts)
     }

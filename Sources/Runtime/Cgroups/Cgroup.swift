@@ -80,6 +80,29 @@ public struct Cgroup: Sendable {
     /// The cgroup.procs files a process writes "0" to (or its pid) to enter the cgroup.
     var procsFiles: [String] { layout.dirs.map { $0.path + "/cgroup.procs" } }
 
+    /// `exec --cgroup`: the cgroup.procs files with each `[controller[,controller]:]path` taken
+    /// below the container's cgroup (every controller when none is named), as runc does. The
+    /// sub-cgroups must exist; a path that climbs out is refused.
+    func procsFiles(sub specs: [String]) throws -> [String] {
+        var subPath: [String: String] = [:]  // controller ("" = all) -> path
+        for spec in specs {
+            let parts = spec.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+            let path = String(parts.last!), controllers = parts.count > 1 ? parts[0].split(separator: ",").map(String.init) : [""]
+            guard !path.isEmpty, !path.split(separator: "/").contains("..") else { throw RuntimeError("\(path) is not a sub cgroup path") }
+            for c in controllers {
+                if layout.version == .v1, !c.isEmpty, layout.dir(for: c) == nil {
+                    throw RuntimeError("unknown controller \(c) in SubCgroupPaths")
+                }
+                subPath[layout.version == .v2 ? "" : c] = path
+            }
+        }
+        return layout.dirs.map { dir in
+            let own = dir.controllers.split(separator: ",").map(String.init).first { subPath[$0] != nil }
+            guard let sub = own.flatMap({ subPath[$0] }) ?? subPath[""] else { return dir.path + "/cgroup.procs" }
+            return dir.path + "/" + sub + "/cgroup.procs"
+        }
+    }
+
     func join(_ pid: pid_t) throws {
         for f in procsFiles { try Files.write(f, String(pid)) }
     }

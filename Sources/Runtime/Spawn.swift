@@ -1,0 +1,96 @@
+@preconcurrency import Glibc
+import CLinux
+import OCI
+
+/// A namespace to enter: its type (config or /proc name) and an open fd of it.
+struct NamespaceJoin {
+    let type: String
+    let fd: Int32
+
+    /// clone/setns flag of each type, under both the config's and /proc/<pid>/ns's names.
+    static let flags: [String: Int32] = [
+        "pid": CL_NEWPID, "network": CL_NEWNET, "net": CL_NEWNET, "mount": CL_NEWNS, "mnt": CL_NEWNS,
+        "ipc": CL_NEWIPC, "uts": CL_NEWUTS, "user": CL_NEWUSER, "cgroup": CL_NEWCGROUP,
+    ]
+}
+
+/// How create and exec start a process in the container's namespaces. With nothing to join it
+/// is a clone with the new-namespace flags. Otherwise an intermediate child joins (user first:
+/// it grants the rights to join the rest; setns into a pid namespace only affects children),
+/// clones, reports the pid as `.pid` and exits; srunc, a subreaper, inherits the process.
+enum Spawn {
+    /// Returns the pid when srunc cloned the process itself, nil when `.pid` brings it later.
+    /// `inIntermediate` runs in the intermediate before it joins (exec enters the cgroup there);
+    /// passing one forces the intermediate. Both children close `parentEnd` first, so that the
+    /// parent's death is an EOF on every read they make.
+    static func start(joins: [NamespaceJoin], flags: Int32, sync: SyncSocket, parentEnd: SyncSocket,
+                      inIntermediate: (() throws -> Void)? = nil, child: @escaping () -> Never) throws -> pid_t? {
+        fflush(stdout); fflush(stderr)
+        if joins.isEmpty && inIntermediate == nil {
+            let pid = cl_clone(UInt(UInt32(bitPattern: flags)))
+            if pid == 0 { parentEnd.close(); child() }
+            if pid < 0 { throw RuntimeError.sys("clone") }
+            return pid
+        }
+        _ = cl_prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        let mid = cl_clone(0)
+        if mid == 0 {
+            parentEnd.close()
+            intermediate(joins: joins.sorted { a, _ in a.type == "user" }, flags: flags, sync: sync, prepare: inIntermediate, child: child)
+        }
+        if mid < 0 { throw RuntimeError.sys("clone") }
+        var status: Int32 = 0
+        waitpid(mid, &status, 0)
+        return nil
+    }
+
+    private static func intermediate(joins: [NamespaceJoin], flags: Int32, sync: SyncSocket,
+                                     prepare: (() throws -> Void)?, child: () -> Never) -> Never {
+        do {
+            try prepare?()
+            // The type given: the kernel refuses a path to a namespace of another type.
+            for j in joins {
+                try check("join \(j.type) namespace") { cl_setns(j.fd, NamespaceJoin.flags[j.type] ?? 0) }
+            }
+        } catch {
+            sync.send(.error("\(error)"))
+            _exit(1)
+        }
+        let pid = cl_clone(UInt(UInt32(bitPattern: flags)))
+        if pid == 0 { child() }
+        sync.send(pid > 0 ? .pid(pid) : .error("clone: \(String(cString: strerror(errno)))"))
+        _exit(0)
+    }
+}
+
+/// The seccomp notify fd of a filter with SCMP_ACT_NOTIFY rules: the child loads the filter and
+/// sends the fd; srunc holds it until the child's pid is known, then gives it to the listener
+/// (listenerPath) with the container's state, as runc does.
+struct SeccompHandoff {
+    private(set) var fd: Int32 = -1
+
+    /// Child side: loads the filter now and sends its notify fd.
+    static func loadAndSend(_ seccomp: Seccomp, over sync: SyncSocket) throws {
+        let fd = try SeccompFilter.load(seccomp)!
+        defer { close(fd) }
+        try sync.sendSeccompFD(fd)
+    }
+
+    /// Parent side, after a `.seccomp` message: the fd that follows it.
+    mutating func receive(on sync: SyncSocket) throws {
+        fd = cl_recv_fd(sync.fd)
+        if fd < 0 { throw RuntimeError.sys("receive seccomp notify fd") }
+    }
+
+    /// Gives a received fd to the listener once `pid` is known; nothing to do otherwise.
+    mutating func forward(_ seccomp: Seccomp?, pid: pid_t?, state: (pid_t) -> HookState) throws {
+        guard fd >= 0, let pid, let seccomp else { return }
+        try SeccompFilter.sendToListener(seccomp, fd: fd, state: state(pid))
+        discard()
+    }
+
+    mutating func discard() {
+        if fd >= 0 { close(fd) }
+        fd = -1
+    }
+}
