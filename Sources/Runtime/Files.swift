@@ -108,7 +108,7 @@ public enum Files {
     }
 
     /// Absolute form of `path`, relative to the current directory; "." and ".." folded lexically.
-    static func absolute(_ path: String) -> String {
+    public static func absolute(_ path: String) -> String {
         var base = ""
         if !path.hasPrefix("/") {
             var buf = [CChar](repeating: 0, count: Int(PATH_MAX))

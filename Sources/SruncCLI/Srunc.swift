@@ -152,10 +152,13 @@ public enum Srunc {
     }
 
     static func createOptions(_ a: ParsedArguments, systemd: Bool) throws -> CreateOptions {
-        var o = CreateOptions(id: try id(from: a, "create"), bundle: a.value("bundle") ?? ".")
+        var o = CreateOptions(id: try id(from: a, "create"), bundle: Files.absolute(a.value("bundle") ?? "."))
         o.systemdCgroup = systemd
-        o.pidFile = a.value("pid-file")
-        o.consoleSocket = a.value("console-socket")
+        // Both are taken from the caller's cwd, which becomes the bundle below.
+        o.pidFile = a.value("pid-file").map(Files.absolute)
+        o.consoleSocket = a.value("console-socket").map(Files.absolute)
+        // As runc: create works (and its hooks run) in the bundle directory.
+        if let bundle = a.value("bundle"), chdir(bundle) != 0 { throw RuntimeError.sys("chdir \(bundle)") }
         o.noPivot = a.flag("no-pivot")
         o.noNewKeyring = a.flag("no-new-keyring")
         o.preserveFDs = try preserveFDs(a)
