@@ -280,7 +280,7 @@ enum ConsoleSocket {
         let r = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
-        if r != 0 { let e = errno; close(fd); throw RuntimeError.sys("connect console socket \(path)", e) }
+        if r != 0 { let e = errno; close(fd); throw RuntimeError.sys("dial unix \(path): connect", e) }
         return fd
     }
 }

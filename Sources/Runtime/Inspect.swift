@@ -4,10 +4,11 @@ import OCI
 
 /// `ps` and `update`: looking into and adjusting a live container through its cgroup.
 extension Lifecycle {
-    /// The container's pids; an error unless it has a live init.
+    /// The container's pids. A stopped container may still have processes in its cgroup (its
+    /// init exited, what it left did not): runc lists those, and so do we.
     public func pids(_ id: String) throws -> [pid_t] {
         let record = try store.load(id)
-        guard store.status(of: record) != .stopped else { throw RuntimeError("container not running") }
+        guard store.status(of: record) != .stopped else { return (record.cgroup.map { Cgroup(layout: $0).pids() } ?? []).sorted() }
         return Lifecycle.processes(of: record).sorted()
     }
 

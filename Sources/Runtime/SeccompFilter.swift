@@ -113,7 +113,11 @@ enum SeccompFilter {
     /// Hands the notify fd to `listenerPath` with the container's state, in runc's message
     /// shape: {"ociVersion","fds":["seccompFd"],"pid","metadata","state":{…}} plus SCM_RIGHTS.
     static func sendToListener(_ s: Seccomp, fd: Int32, state: HookState) throws {
-        let sock = try ConsoleSocket.connect(s.listenerPath!)
+        let sock: Int32
+        do { sock = try ConsoleSocket.connect(s.listenerPath!) } catch let e as RuntimeError {
+            // runc's words, which clients match.
+            throw RuntimeError("failed to connect with seccomp agent specified in the seccomp profile: " + e.message)
+        }
         defer { close(sock) }
         let message = ListenerMessage(ociVersion: state.ociVersion, fds: ["seccompFd"], pid: state.pid ?? 0,
                                       metadata: s.listenerMetadata ?? "", state: state)

@@ -126,6 +126,25 @@ import Testing
         #expect(try b.runtimeCommand(["events", "--stats", "--interval", "soon", b.id]).code != 0)
     }
 
+    @Test("events reports an OOM kill in the container", arguments: RuntimeUnderTest.all)
+    func oomEvent(_ rt: RuntimeUnderTest) throws {
+        let b = try TestBundle(rt) {
+            shell("sleep 1000")(&$0)
+            $0.linux!.resources = Resources()
+            $0.linux!.resources!.memory = Memory(limit: 32 << 20, swap: 32 << 20)
+        }
+        defer { b.cleanup() }
+        #expect(try b.runtimeCommand(["run", "--detach", b.id]).code == 0)
+        let out = b.dir + "/events.out"
+        let events = try spawn(rt.binary, ["--root", b.stateRoot, "events", "--interval", "100ms", b.id], stdout: out, stderr: b.dir + "/events.err")
+        defer { kill(events, SIGKILL); waitForExit(events) }
+        let text = { (try? String(contentsOfFile: out, encoding: .utf8)) ?? "" }
+        try eventually("the first stats line (the OOM watch is set up by then)") { text().contains("\"type\":\"stats\"") }
+        let hog = try b.runtimeCommand(["exec", b.id, "awk", "BEGIN { s = \"x\"; while (1) s = s s }"])
+        #expect(hog.code == 137, "\(hog)")
+        try eventually("an oom event") { text().contains("{\"type\":\"oom\",\"id\":\"\(b.id)\"}") }
+    }
+
     @Test("a root-only cwd is entered before the user changes", arguments: RuntimeUnderTest.all)
     func rootOnlyCwd(_ rt: RuntimeUnderTest) throws {
         let b = try TestBundle(rt) { shell("pwd")(&$0); $0.process!.user = User(uid: 1000, gid: 1000); $0.process!.cwd = "/root" }
@@ -159,6 +178,8 @@ import Testing
         }
         #expect(try b.runtimeCommand(["run", "--detach", b.id]).code == 0)
         try eventually("the init exits and leaves its sleep") { try b.state()?["status"] as? String == "stopped" && procs().count == 1 }
+        let ps = try b.runtimeCommand(["ps", "--format", "json", b.id])
+        #expect(ps.code == 0 && ps.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "[\(procs()[0])]", "ps of a stopped container lists its leftovers: \(ps)")
         let r = try b.runtimeCommand(["kill", "--all", b.id, "KILL"])
         #expect(r.code == 0, "\(r.stderr)")
         try eventually("the sleep is gone") { procs().isEmpty }
@@ -252,6 +273,21 @@ import Testing
         defer { b.cleanup() }
         let r = try b.runtimeCommand(["create", b.id])
         #expect(r.code != 0 && r.stderr.contains("write"), "\(r)")
+    }
+
+    @Test("a seccomp agent that is not listening is reported in runc's words", arguments: RuntimeUnderTest.all)
+    func missingSeccompAgent(_ rt: RuntimeUnderTest) throws {
+        let b = try TestBundle(rt) {
+            shell("echo ran")(&$0)
+            $0.linux!.seccomp = try! JSONDecoder().decode(Seccomp.self, from: Data(#"""
+                {"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/no-such-agent.sock",
+                 "syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}
+                """#.utf8))
+        }
+        defer { b.cleanup() }
+        let r = try b.run()
+        #expect(r.code != 0 && r.stdout.isEmpty, "\(r)")
+        #expect(r.stderr.contains("failed to connect with seccomp agent specified in the seccomp profile: dial unix /run/no-such-agent.sock: connect: no such file or directory"), "\(r.stderr)")
     }
 
     @Test("rootfsPropagation rshared lets a mount made inside reach the host (Bidirectional)", arguments: RuntimeUnderTest.all)

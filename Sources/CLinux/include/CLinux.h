@@ -40,6 +40,8 @@ int cl_ioctl_int(int fd, unsigned long request, int *arg);
 int cl_ioctl_ptr(int fd, unsigned long request, void *arg);
 int cl_set_ctty(int fd);
 int cl_close_range_cloexec(unsigned int first);
+/// An eventfd, close-on-exec (its header is not in Swift's Glibc module).
+int cl_eventfd(void);
 int cl_pidfd_open(pid_t pid);
 int cl_pidfd_send_signal(int pidfd, int sig);
 /// openat2 with RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS: `path` can never leave `dirfd`.

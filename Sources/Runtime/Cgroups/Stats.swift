@@ -69,15 +69,35 @@ extension Lifecycle {
         guard store.status(of: record) != .stopped else { throw RuntimeError("container not running") }
         guard let layout = record.cgroup else { throw RuntimeError("container has no cgroup") }
         let cgroup = Cgroup(layout: layout)
+        // Members in runc's order (type, id, data): the encoder does not keep declaration order.
+        let head = "\"id\":" + String(decoding: try JSON.encode(id), as: UTF8.self)
+        func stats() throws {
+            emit("{\"type\":\"stats\"," + head + ",\"data\":" + String(decoding: try JSON.encode(cgroup.stats()), as: UTF8.self) + "}\n")
+        }
+        if once { return try stats() }
+        var oom = OOMWatch(layout)
+        defer { oom?.close() }
+        var next = Lifecycle.monotonicMilliseconds()
         repeat {
-            // Members in runc's order (type, id, data): the encoder does not keep declaration order.
-            let line = "{\"type\":\"stats\",\"id\":" + String(decoding: try JSON.encode(id), as: UTF8.self)
-                + ",\"data\":" + String(decoding: try JSON.encode(cgroup.stats()), as: UTF8.self) + "}"
-            emit(line + "\n")
-            if once { return }
-            let ms = max(1, interval)
-            sleep(ms / 1000)
-            usleep(useconds_t(ms % 1000) * 1000)
+            let now = Lifecycle.monotonicMilliseconds()
+            if now >= next {
+                try stats()
+                next = now + UInt64(max(1, interval))
+            }
+            // Wakes for an OOM kill, the next stats line, or at least each second to see a stop.
+            let clock = Lifecycle.monotonicMilliseconds()
+            let wait = next > clock ? min(next - clock, 1000) : 0
+            var p = pollfd(fd: oom?.fd ?? -1, events: Int16(POLLIN), revents: 0)
+            if poll(&p, 1, Int32(wait)) > 0, oom?.consume() == true {
+                emit("{\"type\":\"oom\"," + head + "}\n")
+            }
         } while store.status(of: record) != .stopped
     }
+
+    static func monotonicMilliseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
+    }
 }
+
