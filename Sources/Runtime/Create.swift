@@ -44,9 +44,12 @@ public struct Creator {
             defer { attempt.closeFDs() }
             let layout = try CgroupLayout.resolve(cgroupsPath: bundle.spec.linux?.cgroupsPath, id: opts.id, systemd: opts.systemdCgroup)
             try store.noteCgroup(opts.id, layout)
-            attempt.cgroup = Cgroup(layout: layout)
-            try attempt.cgroup!.create()
-            try attempt.cgroup!.apply(bundle.spec.linux?.resources)
+            let cgroup = Cgroup(layout: layout)
+            try cgroup.create()
+            // Our init would freeze on entering it and create would hang: runc's words.
+            if cgroup.isFrozen { cgroup.removeEmpty(); throw RuntimeError("container's cgroup unexpectedly frozen") }
+            attempt.cgroup = cgroup
+            try cgroup.apply(bundle.spec.linux?.resources)
             let launch = try spawn(opts, bundle, cgroup: attempt.cgroup!, attempt: &attempt)
             let pid = try handshake(launch, opts: opts, bundle: bundle, attempt: &attempt)
             let ptyMaster = try receivePty(launch.consoleListener)

@@ -5,11 +5,15 @@ import Runtime
 /// Output in runc's shapes: `state` as Go's indented JSON, `list` as a tab-aligned table or
 /// one compact JSON array.
 enum Output {
-    static func print(_ text: String) {
+    static func print(_ text: String) { write(text, to: 1) }
+
+    static func printError(_ text: String) { write(text, to: 2) }
+
+    private static func write(_ text: String, to fd: Int32) {
         let bytes = Array(text.utf8)
         var off = 0
         while off < bytes.count {
-            let n = bytes.withUnsafeBytes { write(1, $0.baseAddress! + off, $0.count - off) }
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + off, $0.count - off) }
             if n <= 0 { if errno == EINTR { continue }; return }
             off += n
         }

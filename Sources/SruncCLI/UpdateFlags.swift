@@ -27,6 +27,10 @@ enum UpdateFlags {
             guard let n = T(v) else { throw UsageError("invalid value for --\(name): \(v)") }
             return n
         }
+        if a.value("kernel-memory") != nil || a.value("kernel-memory-tcp") != nil {
+            // As runc 1.1: accepted, never written (kernel memory accounting is deprecated).
+            Output.printError("srunc: warning: kernel memory settings are ignored and will be removed\n")
+        }
         if let v = try bytes("memory") { r.memory = r.memory ?? Memory(); r.memory!.limit = v }
         if let v = try bytes("memory-reservation") { r.memory = r.memory ?? Memory(); r.memory!.reservation = v }
         if let v = try bytes("memory-swap") { r.memory = r.memory ?? Memory(); r.memory!.swap = v }

@@ -15,8 +15,11 @@ import Testing
         return r
     }
 
-    @Test func v1Translation() {
-        let w = ResourceWrites.v1(resources())
+    @Test func v1Translation() throws {
+        var r = resources()
+        #expect(throws: (any Error).self) { try ResourceWrites.v1(r) }  // unified is v2's
+        r.unified = nil
+        let w = try ResourceWrites.v1(r)
         func value(_ f: String) -> String? { w.last { $0.file == f }?.value }
         #expect(value("memory.limit_in_bytes") == String(64 << 20))
         #expect(value("memory.memsw.limit_in_bytes") == String(96 << 20))
@@ -27,15 +30,15 @@ import Testing
         #expect(w.first { $0.file == "cpuset.cpus" }?.controller == "cpuset")
     }
 
-    @Test func v1DeviceRules() {
+    @Test func v1DeviceRules() throws {
         var r = Resources()
         r.devices = [DeviceRule(allow: false, access: "rwm"), DeviceRule(allow: true, type: "c", major: 1, minor: 3, access: "rwm"),
                      DeviceRule(allow: true, type: "c", major: 136, access: "rw")]
-        let rules = ResourceWrites.v1(r).map { "\($0.file)=\($0.value)" }
+        let rules = try ResourceWrites.v1(r).map { "\($0.file)=\($0.value)" }
         #expect(Array(rules.prefix(5)) == [
             "devices.deny=a", "devices.allow=c 1:3 rwm", "devices.allow=c 136:* rw", "devices.allow=c *:* m", "devices.allow=b *:* m"])
         #expect(rules.contains("devices.allow=c 5:2 rwm") && rules.count == 3 + 12)
-        #expect(ResourceWrites.v1(Resources()).isEmpty)
+        #expect(try ResourceWrites.v1(Resources()).isEmpty)
     }
 
     @Test func v2Translation() throws {

@@ -29,12 +29,29 @@ public struct Cgroup: Sendable {
         try makeDirectories(path, seedCpuset: seedCpuset)
     }
 
-    /// A fresh cpuset has no cpus or mems and refuses tasks: it inherits its parent's.
+    /// A fresh cpuset has no cpus or mems and refuses tasks: it inherits its parent's, which
+    /// may itself be empty (a pod cgroup someone else made): those are filled first, as runc does.
     private func seedFromParent(_ path: String) throws {
-        let parent = String(path[..<path.lastIndex(of: "/")!])
+        try fillEmptyCpusets(above: path)
+        try copyCpuset(from: String(path[..<path.lastIndex(of: "/")!]), to: path)
+    }
+
+    /// Fills every empty cpuset between the hierarchy's root and `path` from its parent, top down.
+    func fillEmptyCpusets(above path: String) throws {
+        guard let parentEnd = path.lastIndex(of: "/") else { return }
+        let parent = String(path[..<parentEnd])
+        guard Files.exists(parent + "/cpuset.cpus"), let grandEnd = parent.lastIndex(of: "/"),
+              Files.exists(String(parent[..<grandEnd]) + "/cpuset.cpus") else { return }
+        try fillEmptyCpusets(above: parent)
+        try copyCpuset(from: String(parent[..<grandEnd]), to: parent)
+    }
+
+    /// cpuset.cpus and cpuset.mems of `parent` into `child`, where the child's are empty.
+    private func copyCpuset(from parent: String, to child: String) throws {
         for f in ["cpuset.cpus", "cpuset.mems"] {
-            let v = (Files.readString(parent + "/" + f) ?? "").split(separator: "\n").first.map(String.init) ?? ""
-            if !v.isEmpty { try Files.write(path + "/" + f, v) }
+            let current = (Files.readString(child + "/" + f) ?? "").trimmingNewlines
+            let v = (Files.readString(parent + "/" + f) ?? "").trimmingNewlines
+            if current.isEmpty && !v.isEmpty { try Files.write(child + "/" + f, v) }
         }
     }
 
@@ -42,7 +59,10 @@ public struct Cgroup: Sendable {
     /// some pairs (memory limit and memsw) must change in an order that depends on old values.
     public func apply(_ resources: Resources?) throws {
         guard let resources else { return }
-        let writes = layout.version == .v1 ? ResourceWrites.v1(resources) : try ResourceWrites.v2(resources)
+        let writes = layout.version == .v1 ? try ResourceWrites.v1(resources) : try ResourceWrites.v2(resources)
+        if layout.version == .v1, writes.contains(where: { $0.controller == "cpuset" }), let dir = layout.dir(for: "cpuset") {
+            try fillEmptyCpusets(above: dir)
+        }
         if layout.version == .v2 { try delegate(Set(writes.compactMap { $0.file.split(separator: ".").first.map(String.init) })) }
         var failed: [(CgroupWrite, RuntimeError)] = []
         for w in writes {
@@ -57,9 +77,11 @@ public struct Cgroup: Sendable {
         guard let dir = layout.dir(for: w.controller) else {
             throw RuntimeError("cgroup controller \(w.controller) is not mounted (needed for \(w.file))")
         }
-        let path = dir + "/" + w.file
-        guard Files.exists(path) else { throw RuntimeError("\(w.file) is not supported by this kernel") }
-        try Files.write(path, w.value)
+        guard let file = ([w.file] + (w.fallback.map { [$0] } ?? [])).first(where: { Files.exists(dir + "/" + $0) }) else {
+            if w.skipIfMissing { return }
+            throw RuntimeError("\(w.file) is not supported by this kernel")
+        }
+        try Files.write(dir + "/" + file, w.value)
     }
 
     /// v2: enables the controllers in every ancestor's cgroup.subtree_control.
@@ -141,6 +163,7 @@ public struct Cgroup: Sendable {
 
     /// Removes the directories (deepest first: only the container's own leaf is removed).
     public func destroy() {
+        if isFrozen { try? setFrozen(false) }  // frozen tasks only die once thawed
         for d in layout.dirs {
             for _ in 0..<100 {
                 if rmdir(d.path) == 0 || errno == ENOENT { break }
@@ -152,4 +175,17 @@ public struct Cgroup: Sendable {
             }
         }
     }
+}
+
+extension Cgroup {
+    /// rmdir of each directory that is empty, touching nothing else: for a cgroup that may
+    /// belong to someone else.
+    func removeEmpty() {
+        for d in layout.dirs { rmdir(d.path) }
+    }
+}
+
+private extension String {
+    /// The first line, without its newline.
+    var trimmingNewlines: String { split(separator: "\n").first.map(String.init) ?? "" }
 }

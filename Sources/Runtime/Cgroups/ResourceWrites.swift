@@ -7,18 +7,29 @@ public struct CgroupWrite: Equatable, Sendable {
     public let controller: String
     public let file: String
     public let value: String
+    /// Written instead when `file` does not exist (blkio.weight for a kernel without BFQ).
+    public var fallback: String? = nil
+    /// When neither file exists the write is dropped, not an error (as runc does for these).
+    public var skipIfMissing = false
 }
 
 public enum ResourceWrites {
     static func device(_ major: Int64, _ minor: Int64) -> String { "\(major):\(minor)" }
 
     /// Writes for a v1 hierarchy set, in an order the kernel accepts (period before quota).
-    public static func v1(_ r: Resources) -> [CgroupWrite] {
+    public static func v1(_ r: Resources) throws -> [CgroupWrite] {
+        if !(r.unified ?? [:]).isEmpty { throw RuntimeError("invalid configuration: cannot use unified on cgroup v1") }
         var w: [CgroupWrite] = []
         func add(_ c: String, _ f: String, _ v: String) { w.append(CgroupWrite(controller: c, file: f, value: v)) }
         if let m = r.memory {
             // memsw must stay >= limit: the applier retries whichever the kernel refused first.
             if let swap = m.swap, swap != 0 { add("memory", "memory.memsw.limit_in_bytes", String(swap)) }
+            // No memory limit and no swap given: no swap limit either, else the kernel refuses
+            // an unlimited memory under a limited memsw (runc does the same; kernels without
+            // swap accounting have no memsw file).
+            if m.limit == -1 && m.swap == nil {
+                w.append(CgroupWrite(controller: "memory", file: "memory.memsw.limit_in_bytes", value: "-1", skipIfMissing: true))
+            }
             if let v = m.limit, v != 0 { add("memory", "memory.limit_in_bytes", String(v)) }
             if let swap = m.swap, swap != 0 { add("memory", "memory.memsw.limit_in_bytes", String(swap)) }
             if let v = m.reservation, v != 0 { add("memory", "memory.soft_limit_in_bytes", String(v)) }
@@ -38,10 +49,15 @@ public enum ResourceWrites {
         }
         if let p = r.pids { add("pids", "pids.max", p.limit > 0 ? String(p.limit) : "max") }
         if let b = r.blockIO {
-            if let v = b.weight, v != 0 { add("blkio", "blkio.weight", String(v)) }
+            // BFQ's files when the kernel has them, else CFQ's; neither (no proportional
+            // scheduler) drops the weight, as runc and docker do.
+            func weight(_ bfq: String, _ cfq: String, _ v: String) {
+                w.append(CgroupWrite(controller: "blkio", file: bfq, value: v, fallback: cfq, skipIfMissing: true))
+            }
+            if let v = b.weight, v != 0 { weight("blkio.bfq.weight", "blkio.weight", String(v)) }
             if let v = b.leafWeight, v != 0 { add("blkio", "blkio.leaf_weight", String(v)) }
             for d in b.weightDevice ?? [] {
-                if let v = d.weight { add("blkio", "blkio.weight_device", "\(device(d.major, d.minor)) \(v)") }
+                if let v = d.weight { weight("blkio.bfq.weight_device", "blkio.weight_device", "\(device(d.major, d.minor)) \(v)") }
                 if let v = d.leafWeight { add("blkio", "blkio.leaf_weight_device", "\(device(d.major, d.minor)) \(v)") }
             }
             let throttles: [(String, [ThrottleDevice]?)] = [
@@ -58,10 +74,16 @@ public enum ResourceWrites {
         for d in devices + (devices.isEmpty ? [] : alwaysAllowedDevices) {
             let major = d.major.map(String.init) ?? "*", minor = d.minor.map(String.init) ?? "*"
             let type = d.type ?? "a"
-            let rule = type == "a" && d.major == nil && d.minor == nil ? "a" : "\(type) \(major):\(minor) \(d.access ?? "rwm")"
+            let rule = type == "a" && d.major == nil && d.minor == nil ? "a" : "\(type) \(major):\(minor) \(d.access.map(accessLetters) ?? "rwm")"
             add("devices", d.allow ? "devices.allow" : "devices.deny", rule)
         }
         return w
+    }
+
+    /// The letters of a device access string the kernel knows, in its order: runc takes them in
+    /// any order and drops others.
+    static func accessLetters(_ access: String) -> String {
+        String("rwm".filter { access.contains($0) })
     }
 
     /// Appended after a container's own device rules, as runc does: mknod of any node (so /dev
