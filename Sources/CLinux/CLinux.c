@@ -231,3 +231,25 @@ int cl_mount_setattr_rdonly_recursive(int fd) {
     return -1;
 #endif
 }
+
+/* A detached copy of the mount tree at `path` (open_tree with OPEN_TREE_CLONE): made with the
+   caller's rights, attachable later by move_mount in another mount namespace. */
+int cl_open_tree_clone(const char *path, int recursive) {
+#ifdef SYS_open_tree
+    unsigned int flags = 1 /* OPEN_TREE_CLONE */ | O_CLOEXEC | (recursive ? 0x8000 /* AT_RECURSIVE */ : 0);
+    return (int)syscall(SYS_open_tree, AT_FDCWD, path, flags);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+/* Attaches the detached tree `tree_fd` onto the directory or file open at `target_fd`. */
+int cl_move_mount_onto(int tree_fd, int target_fd) {
+#ifdef SYS_move_mount
+    return (int)syscall(SYS_move_mount, tree_fd, "", target_fd, "", 0x4 /* F_EMPTY_PATH */ | 0x40 /* T_EMPTY_PATH */);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}

@@ -26,6 +26,8 @@ struct InitPlan {
     /// cgroup.procs files the init writes itself into, first thing.
     let cgroupProcs: [String]
     let newCgroupNS: Bool
+    /// Bind sources opened on the host, by index in `mounts` (see Rootfs.bindSources).
+    var bindSources: [Int: Int32] = [:]
 }
 
 /// The container's init: runs in the cloned child, builds the container from inside, reports
@@ -59,8 +61,9 @@ enum ContainerInit {
             // Until exec this process *is* srunc: no one in the container may open /proc/<pid>/exe
             // (CVE-2019-5736) or its fds. exec makes it dumpable again.
             _ = cl_prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
-            let rootfs = Rootfs(spec: plan.spec, rootfs: plan.rootfs, inUserNS: plan.newUserNS, newCgroupNS: plan.newCgroupNS,
+            var rootfs = Rootfs(spec: plan.spec, rootfs: plan.rootfs, inUserNS: plan.newUserNS, newCgroupNS: plan.newCgroupNS,
                                 ownMountNS: plan.spec.hasNewNamespace("mount"))
+            rootfs.bindSources = plan.bindSources
             try rootfs.prepare()
             let hooks = plan.spec.hooks ?? Hooks()
             let hookCount = (hooks.prestart ?? []).count + (hooks.createRuntime ?? []).count + (hooks.createContainer ?? []).count

@@ -142,17 +142,34 @@ public struct Creator {
         // cgroup becomes the namespace's root.
         let newCgroupNS = cloneFlags & CL_NEWCGROUP != 0
         let anyUserNS = cloneFlags & CL_NEWUSER != 0 || joins.contains { $0.type == "user" }
-        let plan = InitPlan(id: opts.id, spec: spec, bundlePath: bundle.path, rootfs: bundle.rootfs, sync: childSync,
+        var plan = InitPlan(id: opts.id, spec: spec, bundlePath: bundle.path, rootfs: bundle.rootfs, sync: childSync,
                             consoleFD: consoleFD, fifoFD: fifoFD, hostProcFD: procFD, noPivot: opts.noPivot,
                             keyring: opts.noNewKeyring ? nil : "_ses." + opts.id,
                             preserveFDs: opts.preserveFDs, parentIsCreator: joins.isEmpty, newUserNS: cloneFlags & CL_NEWUSER != 0,
                             waitForParent: anyUserNS, cgroupProcs: anyUserNS ? [] : cgroup.procsFiles,
                             newCgroupNS: newCgroupNS)
+        if anyUserNS { plan.bindSources = try openBindSources(spec, bundle: bundle.path, attempt: &attempt) }
         let pid = try Spawn.start(joins: joins, flags: cloneFlags & ~CL_NEWCGROUP, sync: childSync, parentEnd: parentSync) {
             ContainerInit.run(plan)
         }
         attempt.initPid = pid ?? 0
         return Launch(sync: parentSync, knownPid: pid, consoleListener: consoleListener, placedBySrunc: anyUserNS)
+    }
+
+    /// Bind-mount sources cloned now as detached trees, with srunc's rights: inside its user
+    /// namespace the init may not reach a root-only source (runc opens them before, too; a
+    /// plain fd would not do, its mount being in the host's namespace, not the init's).
+    private func openBindSources(_ spec: Spec, bundle: String, attempt: inout Attempt) throws -> [Int: Int32] {
+        var fds: [Int: Int32] = [:]
+        for (i, m) in (spec.mounts ?? []).enumerated() where MountOptions(m.options ?? []).isBind || m.type == "bind" {
+            guard let source = m.source, !source.isEmpty else { continue }
+            let path = source.hasPrefix("/") ? source : bundle + "/" + source
+            let recursive = MountOptions(m.options ?? []).flags & UInt(MS_REC) != 0
+            let fd = try check("bind mount source \(source)") { cl_open_tree_clone(path, recursive ? 1 : 0) }
+            attempt.fds.append(fd)
+            fds[i] = fd
+        }
+        return fds
     }
 
     /// Namespaces joined by path (opened now, on the host) and the clone flags of the new ones.

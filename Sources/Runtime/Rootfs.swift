@@ -12,6 +12,9 @@ struct Rootfs {
     /// False for a config without a new mount namespace: the mounts are made in the caller's
     /// (under the rootfs, removed again by delete) and the root changes by chroot, as in runc.
     let ownMountNS: Bool
+    /// Bind sources srunc cloned on the host (detached trees) before the init entered its user
+    /// namespace, where a root-only source would be out of reach; by index in `mounts`.
+    var bindSources: [Int: Int32] = [:]
 
     /// Everything that happens while the host's tree is still visible.
     func prepare() throws {
@@ -19,7 +22,7 @@ struct Rootfs {
         let rootFD = try check("open rootfs") { open(rootfs, CL_O_PATH | O_DIRECTORY | O_CLOEXEC) }
         defer { close(rootFD) }
         let root = PathInRoot(rootFD: rootFD)
-        for m in spec.mounts ?? [] { try mount(m, in: root) }
+        for (i, m) in (spec.mounts ?? []).enumerated() { try mount(m, sourceFD: bindSources[i], in: root) }
         let devIsBound = (spec.mounts ?? []).contains { $0.destination == "/dev" && MountOptions($0.options ?? []).isBind }
         if !devIsBound { try Devices(root: root, inUserNS: inUserNS).populate(spec.linux?.devices ?? []) }
         if spec.process?.terminal == true { close(try root.ensure("/dev/console", directory: false)) }
@@ -37,11 +40,11 @@ struct Rootfs {
     }
 
     /// Mounts one config entry onto its destination resolved inside the rootfs.
-    private func mount(_ m: OCI.Mount, in root: PathInRoot) throws {
+    private func mount(_ m: OCI.Mount, sourceFD: Int32?, in root: PathInRoot) throws {
         let opts = MountOptions(m.options ?? [])
         let type = m.type ?? (opts.isBind ? "bind" : "")
         if opts.isBind || type == "bind" {
-            try bind(m, opts, in: root)
+            try bind(m, opts, sourceFD: sourceFD, in: root)
         } else if type == "cgroup" || type == "cgroup2" {
             try CgroupMount(destination: m.destination, flags: opts.flags, newCgroupNS: newCgroupNS).mount(in: root)
         } else {
@@ -69,17 +72,18 @@ struct Rootfs {
         try applyPropagation(opts, at: m.destination, in: root)
     }
 
-    private func bind(_ m: OCI.Mount, _ opts: MountOptions, in root: PathInRoot) throws {
-        guard let source = m.source, !source.isEmpty else {
+    private func bind(_ m: OCI.Mount, _ opts: MountOptions, sourceFD: Int32? = nil, in root: PathInRoot) throws {
+        guard let named = m.source, !named.isEmpty else {
             throw RuntimeError("mount \(m.destination): bind mount needs a source")
         }
         var st = stat()
-        guard stat(source, &st) == 0 else { throw RuntimeError.sys("bind mount source \(source)") }
+        let found = sourceFD.map { fstat($0, &st) } ?? stat(named, &st)
+        guard found == 0 else { throw RuntimeError.sys("bind mount source \(named)") }
         let fd = try root.ensure(m.destination, directory: (st.st_mode & S_IFMT) == S_IFDIR)
         let bindFlags = opts.flags & UInt(MS_BIND | MS_REC)
-        let r = Glibc.mount(source, PathInRoot.procPath(fd), nil, bindFlags, nil)
+        let r = sourceFD.map { cl_move_mount_onto($0, fd) } ?? Glibc.mount(named, PathInRoot.procPath(fd), nil, bindFlags, nil)
         close(fd)
-        if r != 0 { throw RuntimeError.sys("bind \(source) on \(m.destination)") }
+        if r != 0 { throw RuntimeError.sys("bind \(named) on \(m.destination)") }
         let extra = opts.flags & ~UInt(MS_BIND | MS_REC | MS_REMOUNT)
         if extra != 0 { try remountBind(m.destination, flags: extra, in: root) }
         if opts.recursiveReadOnly {

@@ -112,6 +112,26 @@ import Testing
         #expect(refused.code != 0 && refused.stderr.contains("unable to restrict sys entries without a private MNT namespace"), "\(refused)")
     }
 
+    @Test("a bind source only root can reach is mounted into a user-namespaced container", arguments: RuntimeUnderTest.all)
+    func rootOnlyBindSourceInUserNamespace(_ rt: RuntimeUnderTest) throws {
+        let secret = NSTemporaryDirectory() + uniqueTestName("root-only")
+        try FileManager.default.createDirectory(atPath: secret + "/data", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: secret) }
+        try "only root gets here\n".write(toFile: secret + "/data/file", atomically: true, encoding: .utf8)
+        chmod(secret, 0o700)  // the container's root (host uid 200000) cannot pass through it
+        let b = try TestBundle(rt) {
+            shell("cat /mnt/file")(&$0)
+            $0.linux!.namespaces!.append(Namespace(type: "user"))
+            $0.linux!.uidMappings = [IDMapping(containerID: 0, hostID: 200000, size: 65536)]
+            $0.linux!.gidMappings = [IDMapping(containerID: 0, hostID: 200000, size: 65536)]
+            $0.mounts!.append(OCI.Mount(destination: "/mnt", type: "bind", source: secret + "/data", options: ["rbind", "ro"]))
+        }
+        defer { b.cleanup() }
+        #expect(try execute("/bin/chown", ["-R", "200000:200000", b.rootfs]).code == 0)
+        let r = try b.run()
+        #expect(r.code == 0 && r.stdout == "only root gets here\n", "\(r)")
+    }
+
     @Test("exec --cgroup puts the process in a sub-cgroup; .. and unknown controllers are refused", arguments: RuntimeUnderTest.all)
     func execIntoSubCgroup(_ rt: RuntimeUnderTest) throws {
         let cgroup = "/" + uniqueTestName("exec-cgroup")

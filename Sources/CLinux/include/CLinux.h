@@ -31,6 +31,10 @@ int cl_setns(int fd, int nstype);
 int cl_pivot_root(const char *new_root, const char *put_old);
 /* Makes the mount open at fd, and every mount below it, read-only (mount_setattr). */
 int cl_mount_setattr_rdonly_recursive(int fd);
+/* A detached clone of the mount tree at path (open_tree OPEN_TREE_CLONE, AT_RECURSIVE if asked). */
+int cl_open_tree_clone(const char *path, int recursive);
+/* move_mount of a detached tree onto the file or directory open at target_fd. */
+int cl_move_mount_onto(int tree_fd, int target_fd);
 /* Brings `lo` up in the current network namespace. */
 int cl_loopback_up(void);
 /* A fixed mmap threshold: large allocations always mmap'd, so freeing returns them. */
