@@ -120,6 +120,7 @@ struct Rootfs {
             return
         }
         if noPivot {
+            try Rootfs.hideHostProcAndSys(outside: rootfs)
             try check("chdir rootfs") { chdir(rootfs) }
             try check("move rootfs to /") { Glibc.mount(rootfs, "/", nil, UInt(MS_MOVE), nil) }
             try check("chroot") { chroot(".") }
@@ -135,6 +136,28 @@ struct Rootfs {
         try check("chdir /") { chdir("/") }
         if let p = spec.linux?.rootfsPropagation, let flag = MountOptions.propagation[p] {
             try check("set rootfs propagation \(p)") { Glibc.mount(nil, "/", nil, flag, nil) }
+        }
+    }
+
+    /// Without pivot_root the host's tree stays in the namespace under the chroot, and a full
+    /// proc or sysfs there lets a nested user namespace mount its own (the kernel only checks
+    /// that one is visible somewhere). Every such mount outside the rootfs is detached, or
+    /// covered with a tmpfs where it cannot be, as runc does.
+    static func hideHostProcAndSys(outside rootfs: String) throws {
+        for line in (Files.readString("/proc/self/mountinfo") ?? "").split(separator: "\n") {
+            let halves = line.split(separator: " - ", maxSplits: 1)
+            let fields = halves[0].split(separator: " "), fsType = halves.count > 1 ? halves[1].split(separator: " ").first : nil
+            guard fields.count > 4, fields[3] == "/", fsType == "proc" || fsType == "sysfs" else { continue }
+            let point = String(fields[4])
+            guard point != rootfs, !point.hasPrefix(rootfs + "/") else { continue }
+            if Glibc.mount(nil, point, nil, UInt(MS_SLAVE | MS_REC), nil) != 0 {
+                if errno == ENOENT { continue }
+                throw RuntimeError.sys("make \(point) rslave")
+            }
+            if umount2(point, Int32(MNT_DETACH)) != 0 {
+                guard errno == EINVAL || errno == EPERM else { throw RuntimeError.sys("unmount \(point)") }
+                try check("cover \(point)") { Glibc.mount("tmpfs", point, "tmpfs", 0, nil) }
+            }
         }
     }
 

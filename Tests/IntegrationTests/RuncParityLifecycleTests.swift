@@ -132,6 +132,20 @@ import Testing
         #expect(r.code == 0 && r.stdout == "only root gets here\n", "\(r)")
     }
 
+    @Test("--no-pivot leaves no full /proc for a nested user namespace to mount proc from", arguments: RuntimeUnderTest.all)
+    func noPivotHidesHostProc(_ rt: RuntimeUnderTest) throws {
+        let b = try TestBundle(rt) {
+            $0.process!.args = ["unshare", "-mrpf", "sh", "-c", "mount -t proc none /proc && echo mounted"]
+            // Mapping root in a child user namespace needs CAP_SETFCAP (Linux 5.12+).
+            var caps = $0.process!.capabilities ?? OCI.Capabilities()
+            for set in [\OCI.Capabilities.bounding, \.effective, \.permitted] { caps[keyPath: set] = (caps[keyPath: set] ?? []) + ["CAP_SETFCAP"] }
+            $0.process!.capabilities = caps
+        }
+        defer { b.cleanup() }
+        let r = try b.run(["--no-pivot"])
+        #expect(r.code != 0 && !r.stdout.contains("mounted") && r.stderr.contains("permission denied"), "\(r)")
+    }
+
     @Test("exec --cgroup puts the process in a sub-cgroup; .. and unknown controllers are refused", arguments: RuntimeUnderTest.all)
     func execIntoSubCgroup(_ rt: RuntimeUnderTest) throws {
         let cgroup = "/" + uniqueTestName("exec-cgroup")
