@@ -16,6 +16,9 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/eventfd.h>
+#include <stddef.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -252,4 +255,39 @@ int cl_move_mount_onto(int tree_fd, int target_fd) {
     errno = ENOSYS;
     return -1;
 #endif
+}
+
+/* Loads the filter built in `ctx` with runc's stub in front: syscalls of the native
+   architecture numbered above `largest` (newer than anything the profile names) get ENOSYS
+   instead of the profile's default, so that callers fall back to older calls (glibc does for
+   clone3, faccessat2...). libseccomp cannot compare syscall numbers, so its program is exported
+   and the stub prepended; the jumps inside both stay relative. `largest` 0 means no stub.
+   Returns the notify fd with SECCOMP_FILTER_FLAG_NEW_LISTENER in `flags`, else 0; -1 on error. */
+int cl_seccomp_load_with_stub(void *ctx, unsigned int largest, unsigned int native_arch, unsigned int flags) {
+    int mfd = (int)syscall(SYS_memfd_create, "seccomp", 1 /* MFD_CLOEXEC */);
+    if (mfd < 0) return -1;
+    int r = seccomp_export_bpf((scmp_filter_ctx)ctx, mfd);
+    off_t size = lseek(mfd, 0, SEEK_END);
+    if (r < 0 || size <= 0 || size % sizeof(struct sock_filter) != 0) { close(mfd); errno = r < 0 ? -r : EINVAL; return -1; }
+    struct sock_filter stub[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, native_arch, 0, 4),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 0x40000000 /* x32 */, 2, 0),
+        BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, largest, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+    };
+    size_t stubLen = largest ? sizeof stub / sizeof stub[0] : 0, bodyLen = (size_t)size / sizeof(struct sock_filter);
+    struct sock_filter *code = malloc((stubLen + bodyLen) * sizeof *code);
+    if (!code) { close(mfd); errno = ENOMEM; return -1; }
+    memcpy(code, stub, stubLen * sizeof *code);
+    ssize_t got = pread(mfd, code + stubLen, (size_t)size, 0);
+    close(mfd);
+    if (got != size) { free(code); errno = EIO; return -1; }
+    struct sock_fprog prog = { .len = (unsigned short)(stubLen + bodyLen), .filter = code };
+    r = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+    int saved = errno;
+    free(code);
+    errno = saved;
+    return r;
 }

@@ -10,10 +10,11 @@ enum SeccompFilter {
         "SCMP_CMP_NE": SCMP_CMP_NE, "SCMP_CMP_LT": SCMP_CMP_LT, "SCMP_CMP_LE": SCMP_CMP_LE, "SCMP_CMP_EQ": SCMP_CMP_EQ,
         "SCMP_CMP_GE": SCMP_CMP_GE, "SCMP_CMP_GT": SCMP_CMP_GT, "SCMP_CMP_MASKED_EQ": SCMP_CMP_MASKED_EQ,
     ]
-    static let flags: [String: scmp_filter_attr] = [
-        "SECCOMP_FILTER_FLAG_TSYNC": SCMP_FLTATR_CTL_TSYNC, "SECCOMP_FILTER_FLAG_LOG": SCMP_FLTATR_CTL_LOG,
-        "SECCOMP_FILTER_FLAG_SPEC_ALLOW": SCMP_FLTATR_CTL_SSB,
+    /// The kernel's SECCOMP_FILTER_FLAG_* values: srunc loads the program itself (see load).
+    static let flags: [String: UInt32] = [
+        "SECCOMP_FILTER_FLAG_TSYNC": 1, "SECCOMP_FILTER_FLAG_LOG": 2, "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4,
     ]
+    static let newListenerFlag: UInt32 = 8
 
     /// libseccomp's action value for a spec action ("SCMP_ACT_ERRNO" with its errno).
     static func action(_ name: String, errno ret: UInt32?) throws -> UInt32 {
@@ -77,9 +78,6 @@ enum SeccompFilter {
         let defaultAction = try action(s.defaultAction, errno: s.defaultErrnoRet)
         guard let ctx = seccomp_init(defaultAction) else { throw RuntimeError("seccomp_init failed") }
         defer { seccomp_release(ctx) }
-        // no_new_privs is the process's own setting (process.noNewPrivileges), not the filter's.
-        _ = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0)
-        for f in s.flags ?? [] { if let attr = flags[f] { _ = seccomp_attr_set(ctx, attr, 1) } }
         for a in s.architectures ?? [] {
             let r = seccomp_arch_add(ctx, architecture(a))
             if r < 0 && r != -EEXIST { throw RuntimeError.sys("seccomp: add architecture \(a)", -r) }
@@ -102,12 +100,23 @@ enum SeccompFilter {
                 }
             }
         }
-        let r = seccomp_load(ctx)
-        if r < 0 { throw RuntimeError.sys("seccomp: load filter", -r) }
-        guard usesNotify(s) else { return nil }
-        let fd = seccomp_notify_fd(ctx)
-        if fd < 0 { throw RuntimeError.sys("seccomp: notify fd", -fd) }
-        return fd
+        // Loaded by us, not seccomp_load, to put runc's ENOSYS stub in front (see below).
+        // no_new_privs is the process's own setting (process.noNewPrivileges), not the filter's.
+        var kernelFlags = (s.flags ?? []).compactMap { flags[$0] }.reduce(0, |)
+        if usesNotify(s) { kernelFlags = (kernelFlags & ~1) | newListenerFlag }  // TSYNC excludes a listener
+        let r = cl_seccomp_load_with_stub(ctx, newSyscallBoundary(s, defaultAction: defaultAction), seccomp_arch_native(), kernelFlags)
+        if r < 0 { throw RuntimeError.sys("seccomp: load filter") }
+        return usesNotify(s) ? r : nil
+    }
+
+    /// Syscalls numbered above the newest one the profile names get ENOSYS, not the default
+    /// action: the profile's author never saw them, and ENOSYS is what makes callers fall back
+    /// to an older call (runc's rule). 0 (no stub) when the default allows or says ENOSYS.
+    private static func newSyscallBoundary(_ s: Seccomp, defaultAction: UInt32) -> UInt32 {
+        let allow: UInt32 = 0x7fff_0000, log: UInt32 = 0x7ffc_0000, enosys = 0x0005_0000 | UInt32(ENOSYS)
+        guard ![allow, log, enosys].contains(defaultAction) else { return 0 }
+        let numbers = (s.syscalls ?? []).flatMap(\.names).map { seccomp_syscall_resolve_name($0) }.filter { $0 >= 0 }
+        return numbers.max().map { UInt32($0) } ?? 0
     }
 
     /// Hands the notify fd to `listenerPath` with the container's state, in runc's message

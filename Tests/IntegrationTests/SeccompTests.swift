@@ -86,4 +86,30 @@ import Testing
         #expect(r.stdout == "mkdir=1\n")
         #expect(r.stderr.contains("Read-only file system"))
     }
+
+    /// spec-fixtures/syscall-probe.c, built static with the toolchain's clang.
+    static let probe: String = {
+        let out = NSTemporaryDirectory() + "srunc-syscall-probe-\(getpid())"
+        let r = try! execute("/usr/bin/env", ["clang", "-static", "-O2", "-o", out, RuntimeUnderTest.packageRoot + "/spec-fixtures/syscall-probe.c"])
+        precondition(r.code == 0, "building the syscall probe: \(r.stderr)")
+        return out
+    }()
+
+    @Test("syscalls newer than any the profile names get ENOSYS, older unnamed ones the default", arguments: RuntimeUnderTest.all)
+    func newSyscallsGetENOSYS(_ rt: RuntimeUnderTest) throws {
+        // A docker-like profile: errno by default, everything up to rseq (334) allowed but reboot.
+        var names: [String] = []
+        for nr in Int32(0)...334 where nr != 169 {
+            if let name = seccomp_syscall_resolve_num_arch(seccomp_arch_native(), nr) { names.append(String(cString: name)); free(name) }
+        }
+        let profile = try SeccompTests().filter([try SeccompTests().rule(names, "SCMP_ACT_ALLOW")], defaultAction: "SCMP_ACT_ERRNO")
+        let b = try TestBundle(rt) {
+            $0.process!.args = ["/probe", "451", "169"]  // cachestat (Linux 6.5), reboot
+            $0.linux!.seccomp = profile
+        }
+        defer { b.cleanup() }
+        try FileManager.default.copyItem(atPath: Self.probe, toPath: b.rootfs + "/probe")
+        let r = try b.run()
+        #expect(r.code == 0 && r.stdout == "451: Function not implemented\n169: Operation not permitted\n", "\(r)")
+    }
 }
