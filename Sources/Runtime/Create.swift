@@ -38,6 +38,7 @@ public struct Creator {
         let bundle = try Bundle(path: opts.bundle)
         try Creator.validate(bundle.spec, opts, ownTerminal: ownTerminal)
         try store.claim(opts.id)
+        Log.debug("create \(opts.id): claimed, bundle \(bundle.path)")
         var attempt = Attempt()
         if !bundle.spec.hasNewNamespace("mount") { attempt.sharedMountRootfs = bundle.rootfs }
         do {
@@ -50,13 +51,17 @@ public struct Creator {
             if cgroup.isFrozen { cgroup.removeEmpty(); throw RuntimeError("container's cgroup unexpectedly frozen") }
             attempt.cgroup = cgroup
             try cgroup.apply(bundle.spec.linux?.resources)
+            Log.debug("create \(opts.id): cgroup \(layout.dirs.first?.path ?? "")")
             let launch = try spawn(opts, bundle, cgroup: attempt.cgroup!, attempt: &attempt)
             let pid = try handshake(launch, opts: opts, bundle: bundle, attempt: &attempt)
             let ptyMaster = try receivePty(launch.consoleListener)
+            Log.debug("create \(opts.id): init \(pid) ready")
             let record = try persist(opts, bundle, pid: pid, layout: layout)
             try Creator.confirm(launch.sync)
+            Log.debug("create \(opts.id): state saved, init \(pid) waits for start")
             return CreatedContainer(record: record, ptyMaster: ptyMaster)
         } catch {
+            Log.debug("create \(opts.id): failed, undoing: \(error)")
             attempt.undo()
             store.remove(opts.id)
             throw error

@@ -66,6 +66,7 @@ public struct Executor {
         }
         childSync.close()
         let pid = try Executor.handshake(parentSync, record: record)
+        Log.debug("exec \(opts.id): process \(pid) started")
         let master = consoleListener >= 0 ? cl_recv_fd(consoleListener) : -1
         if consoleListener >= 0 { close(consoleListener) }
         if let pidFile = opts.pidFile {

@@ -16,6 +16,7 @@ public struct Lifecycle {
         default: throw RuntimeError("cannot start an already running container")
         }
         try Lifecycle.releaseInit(fifo: store.fifoPath(id), pid: record.initPid)
+        Log.debug("start \(id): init \(record.initPid) released and exec'd")
         unlink(store.fifoPath(id))
         HookRunner.runWarning(record.config.hooks?.poststart, kind: "poststart",
                               state: HookRunner.state(record.config, id: id, status: .running, pid: record.initPid, bundle: record.bundle))

@@ -25,6 +25,7 @@ public enum Srunc {
             log.json = global.value("log-format") == "json"
             log.debug = global.flag("debug")
             log.create()
+            Log.shared = log
             if let format = global.value("log-format"), format != "json" && format != "text" {
                 throw UsageError("invalid log-format: \(format)")
             }

@@ -361,4 +361,18 @@ import Testing
             #expect(FileManager.default.fileExists(atPath: log), "\(verb)")
         }
     }
+
+    @Test("--debug logs the runtime's steps: to stderr, or to the --log file", arguments: RuntimeUnderTest.all)
+    func debugLines(_ rt: RuntimeUnderTest) throws {
+        let b = try TestBundle(rt, shell("echo ran"))
+        defer { b.cleanup() }
+        let toStderr = try b.runtimeCommand(["--debug", "run", b.id])
+        #expect(toStderr.code == 0 && toStderr.stdout == "ran\n" && toStderr.stderr.contains("level=debug"), "\(toStderr)")
+        let log = b.dir + "/debug.log"
+        let toFile = try b.runtimeCommand(["--debug", "--log", log, "run", b.id])
+        #expect(toFile.code == 0 && !toFile.stderr.contains("level=debug"), "\(toFile)")
+        #expect(((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("level=debug"))
+        let quiet = try b.runtimeCommand(["run", b.id])
+        #expect(quiet.code == 0 && !quiet.stderr.contains("level=debug"), "\(quiet)")
+    }
 }
