@@ -11,6 +11,8 @@ mounts, cgroups, the daemon's fds and its records must come back to where they s
               client gets its output or a clear error; no container outlives its record
   shim-kill   shims killed (-9) under running containers: each is reported exited (255)
   srunc-kill  srunc killed (-9) at random moments during creates
+  create-kill `srunc create` alone killed (-9) 1-20 ms in, half of them through a joined
+              namespace; then `delete --force`: no process, cgroup or state of it may remain
   disk-full   the root on a small tmpfs: an import and a chatty container on a full disk fail
               cleanly, and `scontainerd check` finds the store consistent afterwards
   fd-limit    the daemon with 64 fds: many runs and imports (1000 in the long run), its fd count flat
@@ -263,6 +265,47 @@ def srunc_kill(d, args):
     return "%d srunc processes killed in %d runs (%d ran to the end)" % (killed[0], args.srunc_runs, ok)
 
 
+def create_kill(bindir, work, trials):
+    """Issue 13's experiment: runc left cgroups in 14 of 50 and srunc orphans in 8 of 50."""
+    srunc, state, bundle = os.path.join(bindir, "srunc"), os.path.join(work, "state"), os.path.join(work, "bundle")
+    os.makedirs(bundle)
+    subprocess.run(["cp", "-a", os.path.join(tempfile.gettempdir(), "srunc-fixture-rootfs"), os.path.join(bundle, "rootfs")], check=True)
+    config = json.load(open(os.path.join(REPO, "spec-fixtures", "minimal.json")))
+    config["process"]["args"] = ["sleep", "1000"]
+    parent = "/srunc-soak-%d-create" % os.getpid()
+    killed = 0
+    try:
+        for i in range(trials):
+            cid = "ck-%d" % i
+            config["linux"]["cgroupsPath"] = "%s/%s" % (parent, cid)
+            spaces = [n for n in config["linux"]["namespaces"] if n["type"] != "uts"]
+            config["linux"]["namespaces"] = spaces + [{"type": "uts", "path": "/proc/%d/ns/uts" % os.getpid()} if i % 2 else {"type": "uts"}]
+            json.dump(config, open(os.path.join(bundle, "config.json"), "w"))
+            p = subprocess.Popen([srunc, "--root", state, "create", "--bundle", bundle, cid],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(random.uniform(0.001, 0.020))  # fault injection: when to kill, not a wait
+            p.send_signal(signal.SIGKILL)
+            killed += p.wait() == -signal.SIGKILL
+            subprocess.run([srunc, "--root", state, "delete", "--force", cid], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            # A create that got to the end is a container: delete --force removed it just now.
+            leftovers = lambda: [q for q in os.listdir("/proc") if q.isdigit() and state in proc_cmdline(q)]
+            eventually("no process of %s outlives its creator and delete --force" % cid, lambda: not leftovers(), timeout=10)
+            cg = [h for h in os.listdir("/sys/fs/cgroup") if os.path.exists("/sys/fs/cgroup/%s%s/%s" % (h, parent, cid))]
+            assert not cg, "%s: cgroup left in %s" % (cid, cg)
+            assert not os.path.exists(os.path.join(state, cid)), "%s: state left" % cid
+    finally:
+        for h in os.listdir("/sys/fs/cgroup"):
+            d = "/sys/fs/cgroup/%s%s" % (h, parent)
+            if os.path.isdir(d):
+                for c in os.listdir(d):
+                    if os.path.isdir(os.path.join(d, c)):
+                        try: os.rmdir(os.path.join(d, c))
+                        except OSError: pass
+                try: os.rmdir(d)
+                except OSError: pass
+    return "%d creates, %d killed mid-way; nothing left behind" % (trials, killed)
+
+
 def disk_full(bindir, work, image_tar):
     root = os.path.join(work, "small-root")
     os.makedirs(root)
@@ -361,6 +404,7 @@ def main():
     args.down = 10.0 if full else 1.0
     args.shims = 10 if full else 3
     args.srunc_runs = 60 if full else 20
+    args.create_kills = 50 if full else 20
     args.limited_runs = 100 if full else 30
     args.imports = 1000 if full else 20
     args.flooders, args.flood_mb = (50, 20) if full else (10, 8)
@@ -386,6 +430,8 @@ def main():
         try:
             if body is disk_full:
                 result = disk_full(args.bin, work, image_tar)
+            elif body is create_kill:
+                result = create_kill(args.bin, work, args.create_kills)
             else:
                 d = Daemon(args.bin, work, name, prefix=daemon_prefix)
                 assert d.sctr(["import", image_tar])[0] == 0
@@ -407,6 +453,7 @@ def main():
     scenario("crash", lambda d: crash(d, args))
     scenario("shim-kill", lambda d: shim_kill(d, args))
     scenario("srunc-kill", lambda d: srunc_kill(d, args))
+    scenario("create-kill", create_kill)
     scenario("disk-full", disk_full)
     scenario("fd-limit", lambda d: fd_limit(d, args, image_tar), daemon_prefix=["prlimit", "--nofile=64:64"])
     scenario("memory", lambda d: memory(d, args))
