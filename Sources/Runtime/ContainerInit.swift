@@ -35,71 +35,11 @@ struct InitPlan {
 enum ContainerInit {
     static func run(_ plan: InitPlan) -> Never {
         let process = plan.spec.process!
-        var executable = ""
-        var env: [String] = []
+        let target: (executable: String, env: [String])
         do {
-            // Die with srunc if it dies mid-create; not when the parent is the short-lived intermediate.
-            if plan.parentIsCreator { _ = cl_prctl(PR_SET_PDEATHSIG, UInt(SIGKILL), 0, 0, 0) }
-            for procs in plan.cgroupProcs { try Files.write(procs, "0") }
-            if plan.waitForParent { guard try plan.sync.receive() == .go else { _exit(1) } }
-            if plan.newUserNS {
-                try check("setresgid 0") { cl_setresgid(0, 0, 0) }
-                try check("setresuid 0") { cl_setresuid(0, 0, 0) }
-            }
-            if plan.newCgroupNS { try check("unshare cgroup namespace") { cl_unshare(CL_NEWCGROUP) } }
-            // A new network namespace starts with `lo` down; runc and crun bring it up.
-            if plan.spec.hasNewNamespace("network") {
-                try check("bring up the loopback interface") { cl_loopback_up() }
-            }
-            umask(0)
-            // Relative mount sources are relative to the bundle.
-            try check("chdir bundle") { chdir(plan.bundlePath) }
-            if let keyring = plan.keyring, cl_join_session_keyring(keyring) < 0, errno != ENOSYS {
-                throw RuntimeError.sys("join session keyring")
-            }
-            if let adj = process.oomScoreAdj { try Files.write("/proc/self/oom_score_adj", String(adj)) }
-            // Until exec this process *is* srunc: no one in the container may open /proc/<pid>/exe
-            // (CVE-2019-5736) or its fds. exec makes it dumpable again.
-            _ = cl_prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
-            var rootfs = Rootfs(spec: plan.spec, rootfs: plan.rootfs, inUserNS: plan.newUserNS, newCgroupNS: plan.newCgroupNS,
-                                ownMountNS: plan.spec.hasNewNamespace("mount"))
-            rootfs.bindSources = plan.bindSources
-            try rootfs.prepare()
-            let hooks = plan.spec.hooks ?? Hooks()
-            let hookCount = (hooks.prestart ?? []).count + (hooks.createRuntime ?? []).count + (hooks.createContainer ?? []).count
-            if hookCount > 0 {
-                // The parent runs prestart/createRuntime in the runtime namespace and tells us our host pid.
-                plan.sync.send(.hooks)
-                guard case .resume(let pid)? = try plan.sync.receive() else { _exit(1) }
-                // createContainer runs in the container's namespaces with the rootfs as its cwd, as in runc.
-                try check("chdir rootfs") { chdir(plan.rootfs) }
-                try HookRunner.run(hooks.createContainer, kind: "createContainer",
-                                   state: HookRunner.state(plan.spec, id: plan.id, status: .creating, pid: pid, bundle: plan.bundlePath))
-            }
-            if let hostname = plan.spec.hostname {
-                try check("sethostname") { sethostname(hostname, hostname.utf8.count) }
-            }
-            if let domain = plan.spec.domainname {
-                try check("setdomainname") { setdomainname(domain, domain.utf8.count) }
-            }
-            try rootfs.pivot(noPivot: plan.noPivot)
-            if plan.consoleFD >= 0 {
-                // The slave replaces the caller's stdio now, as in runc: a caller that reads our
-                // stdout to EOF (go-runc does) must not wait for the container to start.
-                try Console.allocate(socketFD: plan.consoleFD, size: process.consoleSize, owner: process.user.uid, bindConsole: true)
-                    .attachAsStdio()
-                close(plan.consoleFD)
-            }
-            try rootfs.finish(cwd: process.cwd)
-            try Rlimits.apply(process.rlimits ?? [])
-            // Everything that can fail fails in create: a capability we cannot grant, too.
-            try Capabilities.checkGrantable(process.capabilities)
-            executable = try ExecutableLookup.find(process.args![0], env: process.env ?? [], cwd: process.cwd)
-            env = environment(process)
-            if let seccomp = plan.spec.linux?.seccomp, SeccompFilter.usesNotify(seccomp) {
-                // Loaded now, while create still runs: the parent passes the fd to the listener.
-                try SeccompHandoff.loadAndSend(seccomp, over: plan.sync)
-            }
+            try settle(plan)
+            try buildFilesystem(plan)
+            target = try prepareExec(plan)
         } catch {
             plan.sync.send(.error("\(error)"))
             _exit(1)
@@ -116,7 +56,84 @@ enum ContainerInit {
         } catch {
             fail("\(error)")
         }
-        exec(executable, process.args!, env)
+        exec(target.executable, process.args!, target.env)
+    }
+
+    /// The first steps: cgroup, identity in a new user namespace, cgroup namespace, loopback,
+    /// keyring, OOM score, and no longer dumpable.
+    private static func settle(_ plan: InitPlan) throws {
+        // Die with srunc if it dies mid-create; not when the parent is the short-lived intermediate.
+        if plan.parentIsCreator { _ = cl_prctl(PR_SET_PDEATHSIG, UInt(SIGKILL), 0, 0, 0) }
+        for procs in plan.cgroupProcs { try Files.write(procs, "0") }
+        if plan.waitForParent { guard try plan.sync.receive() == .go else { _exit(1) } }
+        if plan.newUserNS {
+            try check("setresgid 0") { cl_setresgid(0, 0, 0) }
+            try check("setresuid 0") { cl_setresuid(0, 0, 0) }
+        }
+        if plan.newCgroupNS { try check("unshare cgroup namespace") { cl_unshare(CL_NEWCGROUP) } }
+        // A new network namespace starts with `lo` down; runc and crun bring it up.
+        if plan.spec.hasNewNamespace("network") {
+            try check("bring up the loopback interface") { cl_loopback_up() }
+        }
+        umask(0)
+        // Relative mount sources are relative to the bundle.
+        try check("chdir bundle") { chdir(plan.bundlePath) }
+        if let keyring = plan.keyring, cl_join_session_keyring(keyring) < 0, errno != ENOSYS {
+            throw RuntimeError.sys("join session keyring")
+        }
+        if let adj = plan.spec.process!.oomScoreAdj { try Files.write("/proc/self/oom_score_adj", String(adj)) }
+        // Until exec this process *is* srunc: no one in the container may open /proc/<pid>/exe
+        // (CVE-2019-5736) or its fds. exec makes it dumpable again.
+        _ = cl_prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    }
+
+    /// Mounts, the hooks that run between mounts and pivot, hostname, pivot_root, the console,
+    /// then what must happen inside the new root.
+    private static func buildFilesystem(_ plan: InitPlan) throws {
+        let process = plan.spec.process!
+        var rootfs = Rootfs(spec: plan.spec, rootfs: plan.rootfs, inUserNS: plan.newUserNS, newCgroupNS: plan.newCgroupNS,
+                            ownMountNS: plan.spec.hasNewNamespace("mount"))
+        rootfs.bindSources = plan.bindSources
+        try rootfs.prepare()
+        let hooks = plan.spec.hooks ?? Hooks()
+        if !((hooks.prestart ?? []) + (hooks.createRuntime ?? []) + (hooks.createContainer ?? [])).isEmpty {
+            // The parent runs prestart/createRuntime in the runtime namespace and tells us our host pid.
+            plan.sync.send(.hooks)
+            guard case .resume(let pid)? = try plan.sync.receive() else { _exit(1) }
+            // createContainer runs in the container's namespaces with the rootfs as its cwd, as in runc.
+            try check("chdir rootfs") { chdir(plan.rootfs) }
+            try HookRunner.run(hooks.createContainer, kind: "createContainer",
+                               state: HookRunner.state(plan.spec, id: plan.id, status: .creating, pid: pid, bundle: plan.bundlePath))
+        }
+        if let hostname = plan.spec.hostname {
+            try check("sethostname") { sethostname(hostname, hostname.utf8.count) }
+        }
+        if let domain = plan.spec.domainname {
+            try check("setdomainname") { setdomainname(domain, domain.utf8.count) }
+        }
+        try rootfs.pivot(noPivot: plan.noPivot)
+        if plan.consoleFD >= 0 {
+            // The slave replaces the caller's stdio now, as in runc: a caller that reads our
+            // stdout to EOF (go-runc does) must not wait for the container to start.
+            try Console.allocate(socketFD: plan.consoleFD, size: process.consoleSize, owner: process.user.uid, bindConsole: true)
+                .attachAsStdio()
+            close(plan.consoleFD)
+        }
+        try rootfs.finish(cwd: process.cwd)
+    }
+
+    /// Everything else that can fail, so that it fails in create: rlimits, a capability we
+    /// cannot grant, the executable, a seccomp filter with a listener. The executable and env.
+    private static func prepareExec(_ plan: InitPlan) throws -> (executable: String, env: [String]) {
+        let process = plan.spec.process!
+        try Rlimits.apply(process.rlimits ?? [])
+        try Capabilities.checkGrantable(process.capabilities)
+        let executable = try ExecutableLookup.find(process.args![0], env: process.env ?? [], cwd: process.cwd)
+        if let seccomp = plan.spec.linux?.seccomp, SeccompFilter.usesNotify(seccomp) {
+            // Loaded now, while create still runs: the parent passes the fd to the listener.
+            try SeccompHandoff.loadAndSend(seccomp, over: plan.sync)
+        }
+        return (executable, environment(process))
     }
 
     /// Reports ready and waits until srunc has saved the state. Until then srunc's death (EOF

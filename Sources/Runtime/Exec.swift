@@ -69,17 +69,19 @@ public struct Executor {
         Log.debug("exec \(opts.id): process \(pid) started")
         let master = consoleListener >= 0 ? cl_recv_fd(consoleListener) : -1
         if consoleListener >= 0 { close(consoleListener) }
-        if let pidFile = opts.pidFile {
-            do { try Files.writeAtomically(Files.absolute(pidFile), Array(String(pid).utf8)) } catch {
-                // As runc: a process nobody can find by its pid file is not left running.
-                kill(pid, SIGKILL)
-                var st: Int32 = 0
-                waitpid(pid, &st, 0)
-                throw error
-            }
-        }
+        if let pidFile = opts.pidFile { try Executor.writePidFile(pidFile, pid: pid) }
         if opts.detach { return 0 }
         return Runner.waitLoop(initPid: pid, signals: cl_signalfd_all(nil), master: master)
+    }
+
+    /// As runc: a process nobody can find by its pid file is not left running.
+    private static func writePidFile(_ path: String, pid: pid_t) throws {
+        do { try Files.writeAtomically(Files.absolute(path), Array(String(pid).utf8)) } catch {
+            kill(pid, SIGKILL)
+            var st: Int32 = 0
+            waitpid(pid, &st, 0)
+            throw error
+        }
     }
 
     /// The init's namespaces that differ from ours, opened now.
