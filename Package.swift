@@ -47,7 +47,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The human-facing client of the daemon's RPC, with docker's grammar.
-        .target(name: "SctrCLI", dependencies: ["API", "CLinux", "RPC", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .target(name: "SctrCLI", dependencies: ["API", "CLinux", "OCI", "RPC", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "sctr", dependencies: ["SctrCLI"]),
         // The per-container shim: stdio, logs, exit status and a control socket, on one epoll loop.
         .target(name: "Shim", dependencies: ["CLinux", "Wire"], swiftSettings: alwaysOptimized),

@@ -77,6 +77,15 @@ public struct CreateOptions: Codable, Sendable, Equatable {
     public var capAdd: [String]?
     /// `ALL` drops every capability.
     public var capDrop: [String]?
+    /// Every capability the host grants, no seccomp filter, no masked or read-only /proc paths,
+    /// every device (docker's `--privileged`).
+    public var privileged: Bool?
+    /// No seccomp filter at all (`--security-opt seccomp=unconfined`).
+    public var seccompUnconfined: Bool?
+    /// A filter in the runtime spec's `linux.seccomp` shape instead of the default one.
+    public var seccompProfile: Seccomp?
+    /// The process may not gain privileges through setuid files (`no-new-privileges`).
+    public var noNewPrivileges: Bool?
     public var restart: RestartPolicy?
     /// Remove the container when it exits (docker's `--rm` with `-d`).
     public var autoRemove: Bool?
@@ -107,6 +116,8 @@ public struct CreateOptions: Codable, Sendable, Equatable {
                 throw .params("\(field)[\(i)]: unknown capability \(ReferenceError.shown(c))")
             }
         }
+        if seccompUnconfined == true && seccompProfile != nil { throw .params("seccompProfile: conflicts with seccompUnconfined") }
+        if let profile = seccompProfile, profile.defaultAction.isEmpty { throw .params("seccompProfile.defaultAction: required") }
         try restart?.validate()
         if let p = cgroupParent {
             guard p.hasPrefix("/"), !p.split(separator: "/").contains(".."), p.utf8.count <= 1024, !p.utf8.contains(0) else {

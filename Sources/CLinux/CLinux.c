@@ -154,6 +154,8 @@ unsigned long cl_cap_last(void) {
 }
 int cl_clear_cloexec(int fd) { return fcntl(fd, F_SETFD, 0); }
 dev_t cl_makedev(unsigned int major, unsigned int minor) { return makedev(major, minor); }
+unsigned int cl_major(dev_t dev) { return major(dev); }
+unsigned int cl_minor(dev_t dev) { return minor(dev); }
 int cl_raw_tty(int fd, void *saved, size_t len) {
     struct termios t;
     if (len < sizeof t || tcgetattr(fd, &t) != 0) return -1;

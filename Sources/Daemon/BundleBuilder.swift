@@ -29,14 +29,13 @@ struct BundleBuilder {
         process.cwd = options.workdir ?? (run.WorkingDir.flatMap { $0.isEmpty ? nil : $0 } ?? "/")
         guard process.cwd.hasPrefix("/") else { throw APIError.params("workdir: the image's WorkingDir \(process.cwd) is not absolute") }
         process.user = try resolveUser(options.user ?? run.User ?? "")
-        var caps = Set(process.capabilities?.bounding ?? [])
-        for c in options.capDrop ?? [] { if c.uppercased() == "ALL" { caps.removeAll() } else if let name = Capability.canonical(c) { caps.remove(name) } }
-        for c in options.capAdd ?? [] {
-            if c.uppercased() == "ALL" { caps.formUnion(BundleBuilder.hostCapabilities) } else if let name = Capability.canonical(c) { caps.insert(name) }
-        }
-        let list = caps.sorted()
+        let list = capabilities()
         process.capabilities = Capabilities(bounding: list, effective: list, inheritable: nil, permitted: list, ambient: nil)
         process.rlimits = nil
+        // docker's default: setuid programs (su, sudo) work unless the caller says otherwise.
+        process.noNewPrivileges = options.noNewPrivileges == true
+        process.env = BundleBuilder.mergeEnv(["HOSTNAME=" + (options.hostname ?? String(id.prefix(12)))] + (options.tty == true ? ["TERM=xterm"] : []),
+                                             process.env ?? [])
         spec.process = process
         spec.root = Root(path: rootfs, readonly: options.readOnly == true)
         spec.hostname = options.hostname ?? String(id.prefix(12))
@@ -56,10 +55,52 @@ struct BundleBuilder {
         }
         if let p = options.pidsLimit, p > 0 { resources.pids = Pids(limit: p) }
         linux.resources = resources
+        applySecurity(to: &linux, capabilities: list)
         let parent = options.cgroupParent ?? "/scontainerd"
         linux.cgroupsPath = parent + "/" + id
         spec.linux = linux
         return spec
+    }
+
+    /// docker's set, then `capDrop`, then `capAdd` (`ALL` in either); everything the host
+    /// grants when privileged.
+    func capabilities() -> [String] {
+        if options.privileged == true { return BundleBuilder.hostCapabilities }
+        var caps = Set(DefaultSecurity.capabilities)
+        for c in options.capDrop ?? [] { if c.uppercased() == "ALL" { caps.removeAll() } else if let name = Capability.canonical(c) { caps.remove(name) } }
+        for c in options.capAdd ?? [] {
+            if c.uppercased() == "ALL" { caps.formUnion(BundleBuilder.hostCapabilities) } else if let name = Capability.canonical(c) { caps.insert(name) }
+        }
+        return caps.sorted()
+    }
+
+    /// Seccomp, masked and read-only paths and devices as docker sets them: the default profile
+    /// for the container's capabilities unless unconfined or given; none of it when privileged.
+    func applySecurity(to linux: inout Linux, capabilities: [String]) {
+        if options.privileged == true {
+            linux.seccomp = nil
+            linux.maskedPaths = nil
+            linux.readonlyPaths = nil
+            linux.resources?.devices = [DeviceRule(allow: true, access: "rwm")]
+            linux.devices = BundleBuilder.hostDevices
+            return
+        }
+        linux.seccomp = options.seccompUnconfined == true ? nil : (options.seccompProfile ?? DefaultSecurity.seccomp(capabilities: capabilities))
+        linux.maskedPaths = DefaultSecurity.maskedPaths
+        linux.readonlyPaths = DefaultSecurity.readonlyPaths
+    }
+
+    /// The host's device nodes directly under /dev, for a privileged container.
+    static var hostDevices: [Device] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/dev")) ?? []
+        return names.sorted().compactMap { name in
+            var st = stat()
+            guard lstat("/dev/" + name, &st) == 0 else { return nil }
+            let kind = st.st_mode & S_IFMT
+            guard kind == S_IFCHR || kind == S_IFBLK, !["console", "ptmx", "tty"].contains(name) else { return nil }
+            return Device(type: kind == S_IFCHR ? "c" : "b", path: "/dev/" + name, major: Int64(cl_major(st.st_rdev)), minor: Int64(cl_minor(st.st_rdev)),
+                          fileMode: UInt32(st.st_mode & 0o7777), uid: st.st_uid, gid: st.st_gid)
+        }
     }
 
     /// The capabilities in the daemon's own bounding set: what `--cap-add ALL` can grant here.

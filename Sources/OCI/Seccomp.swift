@@ -7,6 +7,11 @@ public struct Seccomp: Codable, Sendable, Equatable {
     public var listenerPath: String?
     public var listenerMetadata: String?
     public var syscalls: [SyscallRule]?
+
+    public init(defaultAction: String, defaultErrnoRet: UInt32? = nil, architectures: [String]? = nil, syscalls: [SyscallRule]? = nil) {
+        self.defaultAction = defaultAction; self.defaultErrnoRet = defaultErrnoRet
+        self.architectures = architectures; self.syscalls = syscalls
+    }
 }
 
 public struct SyscallRule: Codable, Sendable, Equatable {
@@ -14,6 +19,10 @@ public struct SyscallRule: Codable, Sendable, Equatable {
     public var action: String
     public var errnoRet: UInt32?
     public var args: [SyscallArg]?
+
+    public init(names: [String], action: String, errnoRet: UInt32? = nil, args: [SyscallArg]? = nil) {
+        self.names = names; self.action = action; self.errnoRet = errnoRet; self.args = args
+    }
 }
 
 public struct SyscallArg: Codable, Sendable, Equatable {
@@ -21,4 +30,8 @@ public struct SyscallArg: Codable, Sendable, Equatable {
     public var value: UInt64
     public var valueTwo: UInt64?
     public var op: String
+
+    public init(index: UInt32, value: UInt64, valueTwo: UInt64? = nil, op: String) {
+        self.index = index; self.value = value; self.valueTwo = valueTwo; self.op = op
+    }
 }

@@ -1,4 +1,5 @@
 import API
+import OCI
 import ArgumentParser
 import Foundation
 
@@ -32,6 +33,9 @@ struct ContainerOptions: ParsableArguments {
     @Flag(help: "Mount the container's root filesystem as read only.") var readOnly = false
     @Option(help: "Add Linux capabilities.") var capAdd: [String] = []
     @Option(help: "Drop Linux capabilities.") var capDrop: [String] = []
+    @Flag(help: "Give extended privileges to this container.") var privileged = false
+    @Option(help: "Security options: seccomp=unconfined, seccomp=PROFILE.json (linux.seccomp's shape), no-new-privileges[=true|false].")
+    var securityOpt: [String] = []
     @Option(help: "Restart policy: no, on-failure[:max-retries], always.") var restart: String?
     @Option(help: "Overwrite the default ENTRYPOINT of the image ('' clears it).") var entrypoint: String?
     @Option(help: "Parent cgroup for the container.") var cgroupParent: String?
@@ -76,12 +80,38 @@ struct ContainerOptions: ParsableArguments {
         o.volumes = volume.isEmpty ? nil : volume
         o.capAdd = capAdd.isEmpty ? nil : capAdd
         o.capDrop = capDrop.isEmpty ? nil : capDrop
+        o.privileged = privileged ? true : nil
+        try SecurityOptions.apply(securityOpt, to: &o)
         o.restart = try restart.map { try RestartPolicy(parsing: $0) }
         o.cgroupParent = cgroupParent
         o.tty = tty
         o.stdin = interactive
         o.labels = LabelFlags.parse(label)
         return o
+    }
+}
+
+/// `--security-opt` as docker reads it (`=` or `:` after the key).
+enum SecurityOptions {
+    static func apply(_ options: [String], to o: inout CreateOptions) throws {
+        for option in options {
+            guard let sep = option.firstIndex(where: { $0 == "=" || $0 == ":" }) ?? (option == "no-new-privileges" ? option.endIndex : nil) else {
+                throw ValidationError("--security-opt: \(option) is not KEY=VALUE")
+            }
+            let key = String(option[..<sep]), value = sep == option.endIndex ? "true" : String(option[option.index(after: sep)...])
+            switch key {
+            case "seccomp" where value == "unconfined": o.seccompUnconfined = true
+            case "seccomp":
+                guard let data = FileManager.default.contents(atPath: value) else { throw ValidationError("--security-opt seccomp: cannot read \(value)") }
+                do { o.seccompProfile = try JSONDecoder().decode(Seccomp.self, from: data) } catch {
+                    throw ValidationError("--security-opt seccomp: \(value) is not a linux.seccomp profile: \(error)")
+                }
+            case "no-new-privileges":
+                guard let on = Bool(value) else { throw ValidationError("--security-opt no-new-privileges: true or false, got \(value)") }
+                o.noNewPrivileges = on
+            default: throw ValidationError("--security-opt: \(key) is not supported (seccomp, no-new-privileges)")
+            }
+        }
     }
 }
 

@@ -83,6 +83,8 @@ unsigned long cl_cap_last(void);
 /// Clears FD_CLOEXEC so a --preserve-fds descriptor survives exec.
 int cl_clear_cloexec(int fd);
 dev_t cl_makedev(unsigned int major, unsigned int minor);
+unsigned int cl_major(dev_t dev);
+unsigned int cl_minor(dev_t dev);
 int cl_raw_tty(int fd, void *saved, size_t len);
 
 /// posix_spawn with stdin from /dev/null, stdout/stderr onto the given fds, every other fd
