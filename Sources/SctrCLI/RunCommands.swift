@@ -10,12 +10,14 @@ struct Run: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Flag(name: .shortAndLong, help: "Run in the background and print the container's id.") var detach = false
     @Flag(help: "Remove the container when it exits.") var rm = false
+    @Option(help: "Proxy received signals to the container (attached runs).") var sigProxy = true
     @OptionGroup var options: ContainerOptions
 
     func run() throws {
         let client = global.client
         var params = try options.createOptions()
-        if rm && detach { params.autoRemove = true }
+        // The daemon removes it when it exits, even after a detach (ctrl-p ctrl-q) or our death.
+        if rm { params.autoRemove = true }
         let created = try daemonCall(code: 125) { try client.call(Calls.ContainerCreate.self, params) }
         if detach {
             try daemonCall(code: 125) {
@@ -30,6 +32,7 @@ struct Run: ParsableCommand {
         // Attach first, so no output is missed, then start.
         let socket = try daemonCall(code: 125) { try client.connect() }
         defer { socket.close() }
+        if sigProxy { SignalProxy.start(client: client, id: created.id) }
         let session = StreamSession(client: client, socket: socket, tty: options.tty, stdin: options.interactive, requestID: 1)
         let code: Int32
         do {

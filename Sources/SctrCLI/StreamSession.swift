@@ -5,6 +5,48 @@ import Foundation
 import RPC
 import Wire
 
+/// docker's detach keys for a terminal session, ctrl-p ctrl-q: a lone ctrl-p is held back
+/// until the next byte shows it is not the start of the sequence.
+struct DetachKeys {
+    private var heldCtrlP = false
+
+    /// The bytes to pass on, and whether the sequence was typed.
+    mutating func scan(_ bytes: ArraySlice<UInt8>) -> ([UInt8], Bool) {
+        var out: [UInt8] = []
+        for b in bytes {
+            if heldCtrlP {
+                heldCtrlP = false
+                if b == 0x11 { return (out, true) }
+                out.append(0x10)
+            }
+            if b == 0x10 { heldCtrlP = true } else { out.append(b) }
+        }
+        return (out, false)
+    }
+}
+
+/// docker's `--sig-proxy`: every signal sctr receives (but those about its own terminal and
+/// children) goes to the container; a second INT or TERM kills it, so that an attached
+/// `run --rm` still ends and removes it. Must start before any other thread: the mask it sets
+/// is inherited by threads created afterwards.
+enum SignalProxy {
+    static func start(client: Client, id: String) {
+        let fd = cl_signalfd_all(nil)
+        guard fd >= 0 else { return }
+        Thread.detachNewThread {
+            var interrupts = 0
+            var info = signalfd_siginfo()
+            while read(fd, &info, MemoryLayout<signalfd_siginfo>.size) == MemoryLayout<signalfd_siginfo>.size {
+                let sig = Int32(info.ssi_signo)
+                guard ![SIGCHLD, SIGWINCH, SIGURG, SIGPIPE].contains(sig) else { continue }
+                if sig == SIGINT || sig == SIGTERM { interrupts += 1 }
+                let sent = interrupts >= 2 ? SIGKILL : sig
+                _ = try? client.call(Calls.ContainerKill.self, KillParams(id: id, signal: Signal(number: Int(sent))))
+            }
+        }
+    }
+}
+
 /// The client's end of an attach or exec: output notices to stdout/stderr, our stdin (when
 /// asked) as `stream.stdin` requests, the terminal in raw mode and its size sent along for a
 /// tty. Ends with the process's exit code.
@@ -17,6 +59,8 @@ final class StreamSession: @unchecked Sendable {
     let requestID: JSONValue
     private let lock = NSLock()
     private var nextID = 100
+    /// The id of our stream.detach request: its reply ends the session, the container goes on.
+    private var detachID: JSONValue?
 
     init(client: Client, socket: LineSocket, tty: Bool, stdin: Bool, requestID: Int) {
         self.client = client
@@ -67,10 +111,17 @@ final class StreamSession: @unchecked Sendable {
     private func pumpStdin() {
         Thread.detachNewThread { [self] in
             var buf = [UInt8](repeating: 0, count: 32 * 1024)
+            var keys = DetachKeys()
             while true {
                 let got = read(0, &buf, buf.count)
                 if got <= 0 { break }
-                _ = send(Calls.StreamStdin.self, StdinParams(data: Data(buf[0..<got]).base64EncodedString()))
+                let (pass, detach) = tty ? keys.scan(buf[0..<got]) : (Array(buf[0..<got]), false)
+                if !pass.isEmpty { _ = send(Calls.StreamStdin.self, StdinParams(data: Data(pass).base64EncodedString())) }
+                if detach {
+                    let id = send(Calls.StreamDetach.self, Empty())
+                    lock.lock(); detachID = .number(Double(id)); lock.unlock()
+                    return
+                }
             }
             // End of our input: a pipe is closed; a terminal session just keeps going.
             if !tty { _ = send(Calls.StreamCloseStdin.self, Empty()) }
@@ -79,6 +130,8 @@ final class StreamSession: @unchecked Sendable {
 
     /// Writes an output notice; the exit code for an exit notice; nil otherwise.
     func handle(_ line: ServerLine) -> Int32? {
+        lock.lock(); let detached = detachID != nil && line.id == detachID; lock.unlock()
+        if detached { return 0 }
         guard line.id == requestID else {
             // Replies to our stream.* requests: only an error is worth a word.
             if let e = line.error, e.code != .failedPrecondition { FileHandle.standardError.write(Data("sctr: \(e.message)\n".utf8)) }

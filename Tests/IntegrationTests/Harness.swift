@@ -77,6 +77,21 @@ func waitForExit(_ pid: pid_t) -> Int32 {
     return signaled ? 128 + (status & 0x7f) : (status >> 8) & 0xff
 }
 
+/// Reaps a child that must exit within `seconds`: killed (and the test failed) if it does not,
+/// so that a hang is a failure, not a stalled suite. Its exit code as waitForExit gives it.
+func exitCode(of pid: pid_t, within seconds: Double = 20) throws -> Int32 {
+    var status: Int32 = 0
+    do {
+        try eventually("process \(pid) exits", seconds: seconds) { waitpid(pid, &status, WNOHANG) == pid }
+    } catch {
+        kill(pid, SIGKILL)
+        waitForExit(pid)
+        throw error
+    }
+    let signaled = (status & 0x7f) != 0
+    return signaled ? 128 + (status & 0x7f) : (status >> 8) & 0xff
+}
+
 /// The busybox rootfs, built by spec-fixtures/build-rootfs.sh at a fixed path the first time a
 /// test needs it (the script renames it into place, so a half-built tree is never used).
 enum Fixtures {

@@ -1,0 +1,68 @@
+import Foundation
+import Testing
+
+/// The rest of a container's lifecycle as docker users drive it (issue 14): signals to an
+/// attached run, detaching, starting again, restarting, renaming, waiting.
+@Suite("container lifecycle")
+struct LifecycleTests {
+    static let image = "test/layered:oci"
+
+    /// `sctr run` in the background of the test, its output in a file.
+    static func spawnRun(_ d: DaemonInstance, _ args: [String], output: String) throws -> pid_t {
+        try spawn(DaemonInstance.binDir + "/sctr", ["run", "--cgroup-parent", "/" + d.name] + args, env: ["SCONTAINERD_SOCKET": d.socketPath],
+                         stdout: output, stderr: output + ".err")
+    }
+
+    static func read(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
+
+    @Test("SIGINT to an attached run --rm reaches the container, which is then removed")
+    func signalProxy() throws {
+        let d = try DaemonInstance()
+        defer { d.stop() }
+        #expect(try d.importImage("layered-oci.tar").code == 0)
+        let out = d.dir + "/run.out"
+        let script = "trap 'echo got INT; exit 130' INT; echo ready; while :; do sleep 0.1; done"
+        let pid = try Self.spawnRun(d, ["--rm", "--name", "proxied", Self.image, "sh", "-c", script], output: out)
+        try eventually("the container is ready") { Self.read(out).contains("ready") }
+        kill(pid, SIGINT)
+        #expect(try exitCode(of: pid) == 130)
+        #expect(Self.read(out) == "ready\ngot INT\n", "\(Self.read(out)) \(Self.read(out + ".err"))")
+        try eventually("the container is removed") { try d.containers().isEmpty }
+    }
+
+    @Test("a second SIGTERM kills a container that ignores the first; --rm still removes it")
+    func secondSignalKills() throws {
+        let d = try DaemonInstance()
+        defer { d.stop() }
+        #expect(try d.importImage("layered-oci.tar").code == 0)
+        let out = d.dir + "/run.out"
+        let pid = try Self.spawnRun(d, ["--rm", Self.image, "sh", "-c", "trap '' TERM; echo ready; while :; do sleep 0.1; done"], output: out)
+        try eventually("the container is ready") { Self.read(out).contains("ready") }
+        kill(pid, SIGTERM)
+        // The first TERM is ignored in there; the container must still be running.
+        #expect(try d.containers().first?["status"] as? String == "running")
+        kill(pid, SIGTERM)
+        #expect(try exitCode(of: pid) == 137)
+        try eventually("the container is removed") { try d.containers().isEmpty }
+    }
+
+    @Test("ctrl-p ctrl-q detaches from a terminal run; the container goes on")
+    func detachKeys() throws {
+        let d = try DaemonInstance()
+        defer { d.stop() }
+        #expect(try d.importImage("layered-oci.tar").code == 0)
+        let fifo = d.dir + "/keys", out = d.dir + "/tty.out"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let keys = open(fifo, O_RDWR | O_CLOEXEC)  // read-write: opening never blocks, EOF never comes
+        defer { close(keys) }
+        let command = [DaemonInstance.binDir + "/sctr", "run", "-it", "--name", "kept", "--cgroup-parent", "/" + d.name, Self.image,
+                       "sh", "-c", "echo ready; exec sleep 1000"].map(shellQuoted).joined(separator: " ")
+        let pid = try spawn("/bin/sh", ["-c", "exec /usr/bin/script -qefc \(shellQuoted(command)) /dev/null < \(fifo)"],
+                            env: ["SCONTAINERD_SOCKET": d.socketPath], stdout: out, stderr: out)
+        try eventually("the container is ready") { Self.read(out).contains("ready") }
+        let ctrlPCtrlQ: [UInt8] = [0x10, 0x11]
+        #expect(write(keys, ctrlPCtrlQ, 2) == 2)
+        #expect(try exitCode(of: pid) == 0, "\(Self.read(out))")
+        #expect(try d.inspect("kept")["status"] as? String == "running")
+    }
+}
