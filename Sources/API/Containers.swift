@@ -6,8 +6,11 @@ public typealias Filters = [String: [String]]
 
 /// Where a container is in its life. `creating` is seen only while a create runs.
 public enum ContainerStatus: String, Codable, Sendable, CaseIterable {
-    case creating, created, running, paused, exited
+    /// `restarting`: exited, and its restart policy will run it again after a backoff.
+    case creating, created, running, paused, restarting, exited
     public var isLive: Bool { self == .running || self == .paused }
+    /// What `ps` lists without `-a`, as docker: running, paused and restarting.
+    public var isListed: Bool { isLive || self == .restarting }
 }
 
 /// A restart policy: what the daemon does when a container exits on its own.

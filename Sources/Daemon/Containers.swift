@@ -79,11 +79,19 @@ extension Daemon {
         return try ShimLink.start(binary: config.shim, arguments: args)
     }
 
+    /// A created container starts; an exited one runs again: a new shim and init in the same
+    /// rootfs (its changes kept), appending to the same log.
     func startContainer(_ c: Metadata.ContainerRow) throws {
-        guard c.status == .created else { throw APIError.precondition("container \(c.name) is \(c.status.rawValue)") }
-        try shim(c.id).call("start")
-        try metadata.setStatus(c.id, .running, started: true, event: EventDraft(namespace: c.namespace, type: .container, action: .start, id: c.id, attributes: ["name": c.name]))
-        monitor(c.id)
+        switch c.status {
+        case .created:
+            try shim(c.id).call("start")
+            try metadata.setStatus(c.id, .running, started: true, event: EventDraft(namespace: c.namespace, type: .container, action: .start, id: c.id, attributes: ["name": c.name]))
+            monitor(c.id)
+        case .exited:
+            try runAgain(c, event: EventDraft(namespace: c.namespace, type: .container, action: .start, id: c.id, attributes: ["name": c.name]))
+        default:
+            throw APIError.precondition("container \(c.name) is \(c.status.rawValue)")
+        }
     }
 
     /// Waits (on its own thread) for the container's exit, records it with its `die` event,
@@ -109,8 +117,8 @@ extension Daemon {
             if c.options.autoRemove == true && !deliberate {
                 logged("auto-remove \(id)") { try removeContainer(c, force: true) }
             } else if again {
-                usleep(useconds_t(RestartPolicy.backoff(afterRestarts: c.restartCount) * 1_000_000))
-                logged("restart \(id)") { try restart(id) }
+                backoff(id, seconds: RestartPolicy.backoff(afterRestarts: c.restartCount))
+                restartUnlessCancelled(id)
             }
         }
     }
@@ -168,20 +176,61 @@ extension Daemon {
         }
     }
 
+    /// Sleeps the restart backoff, in short steps so that a cancel ends it at once.
+    private func backoff(_ id: String, seconds: Double) {
+        let deadline = Date().addingTimeInterval(seconds)
+        while deadline.timeIntervalSinceNow > 0 {
+            lock.lock(); let cancelled = cancelledRestarts.contains(id); lock.unlock()
+            if cancelled { return }
+            usleep(useconds_t(min(deadline.timeIntervalSinceNow, 0.05) * 1_000_000))
+        }
+    }
+
+    /// The restart policy's next run, unless a stop or remove cancelled it during the backoff
+    /// (then, or if the run cannot start, the container is recorded exited).
+    private func restartUnlessCancelled(_ id: String) {
+        lock.lock()
+        let cancelled = cancelledRestarts.remove(id) != nil
+        lock.unlock()
+        guard let c = try? metadata.container(id: id), c.status == .restarting else { return }
+        do {
+            guard !cancelled else { throw APIError.precondition("cancelled") }
+            try runAgain(c, event: EventDraft(namespace: c.namespace, type: .container, action: .restart, id: id,
+                                              attributes: ["name": c.name, "restartCount": String(c.restartCount)]))
+        } catch {
+            if !cancelled { log.error("restart \(id): \(error)") }
+            logged("record \(id) exited") { try metadata.setStatus(id, .exited, event: nil) }
+        }
+    }
+
     /// A new run of an exited container: same rootfs and config, a new shim and init.
-    private func restart(_ id: String) throws {
-        guard let c = try metadata.container(id: id) else { return }
-        logged("delete the last run of \(id)") { try shim(id).call("delete", .object([("force", .bool(true))])) }
-        let pid = try startShim(id: id, options: c.options)
-        try shim(id).call("start")
-        try metadata.setStatus(id, .running, pid: pid, started: true,
-                               event: EventDraft(namespace: c.namespace, type: .container, action: .restart, id: id,
-                                                 attributes: ["name": c.name, "restartCount": String(c.restartCount)]))
-        monitor(id)
+    private func runAgain(_ c: Metadata.ContainerRow, event: EventDraft) throws {
+        logged("delete the last run of \(c.id)") { try shim(c.id).call("delete", .object([("force", .bool(true))])) }
+        let pid = try startShim(id: c.id, options: c.options)
+        try shim(c.id).call("start")
+        try metadata.setStatus(c.id, .running, pid: pid, started: true, event: event)
+        monitor(c.id)
+    }
+
+    /// Stops a restart policy's pending run and waits until the monitor has either recorded the
+    /// container exited or already started the run; the row as it is then.
+    private func cancelRestart(_ c: Metadata.ContainerRow) throws -> Metadata.ContainerRow {
+        lock.lock()
+        cancelledRestarts.insert(c.id)
+        lock.unlock()
+        var seen = events.currentGeneration
+        while let now = try metadata.container(id: c.id), now.status == .restarting {
+            seen = events.waitForEvents(after: seen, timeout: 0.05)
+        }
+        lock.lock()
+        cancelledRestarts.remove(c.id)  // unused if the run had already begun
+        lock.unlock()
+        return try metadata.container(id: c.id) ?? c
     }
 
     /// The stop signal (the image's StopSignal, default SIGTERM), then SIGKILL after `timeout` seconds.
-    func stopContainer(_ c: Metadata.ContainerRow, timeout: Double) throws {
+    func stopContainer(_ row: Metadata.ContainerRow, timeout: Double) throws {
+        let c = row.status == .restarting ? try cancelRestart(row) : row
         guard c.status.isLive else { return }
         let signal = (try? storedImage(manifestDigest: c.manifestDigest, name: nil))?.config.config?.StopSignal ?? "SIGTERM"
         markStopping(c.id, true)
@@ -216,7 +265,8 @@ extension Daemon {
         }
     }
 
-    func removeContainer(_ c: Metadata.ContainerRow, force: Bool) throws {
+    func removeContainer(_ row: Metadata.ContainerRow, force: Bool) throws {
+        let c = row.status == .restarting ? try cancelRestart(row) : row
         // Live by the record but exited by the shim's: its exit is not recorded yet (the store
         // may be full); there is nothing to stop.
         if c.status.isLive && shim(c.id).exitRecord() == nil {

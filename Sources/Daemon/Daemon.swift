@@ -24,6 +24,8 @@ public final class Daemon: @unchecked Sendable {
     var monitored = Set<String>()
     /// Containers being stopped or removed on purpose: their exit does not trigger a restart.
     var stopping = Set<String>()
+    /// Containers whose pending restart (status `restarting`) a stop or remove has cancelled.
+    var cancelledRestarts = Set<String>()
     static let version = "0.2.0"
 
     public init(config: DaemonConfig, log: Logger) throws {

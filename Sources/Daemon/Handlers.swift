@@ -103,7 +103,8 @@ struct Handlers {
                     do { try daemon.shim(c.id).call("wait") } catch { daemon.log.debug("wait for \(c.id) through its shim: \(error)") }
                     _ = daemon.waitForExit(c.id, seconds: 10)
                 }
-                if let after = try daemon.metadata.container(id: c.id), after.status == .exited {
+                // The exit that ended the run, also when the restart policy runs it again.
+                if let after = try daemon.metadata.container(id: c.id), after.status == .exited || after.status == .restarting {
                     return WaitResult(exitCode: after.exitCode ?? -1, signal: after.exitSignal, oomKilled: after.oomKilled)
                 }
                 // Not recorded yet (a full store): the shim's own record.
@@ -115,7 +116,7 @@ struct Handlers {
         case .containerList:
             try reply(Calls.ContainerList.self) { p in
                 let filter = try FilterSet(p.filters, allowed: ListContainersParams.filterKeys)
-                let rows = try daemon.metadata.containers(ns).filter { p.all == true || $0.status.isLive }
+                let rows = try daemon.metadata.containers(ns).filter { p.all == true || $0.status.isListed }
                 return ContainerList(containers: rows.map(daemon.info).filter(filter.matches))
             }
         case .containerRemove:

@@ -18,24 +18,57 @@ struct LogStream {
 
     func send(to connection: Connection, id: JSONValue) throws -> LogsEnd {
         if let tail = params.tail { guard (0...LogStream.maxTail).contains(tail) else { throw APIError.params("params.tail: a count from 0 to \(LogStream.maxTail)") } }
-        let filter = RecordFilter(after: try params.cursor.map { try LogCursor(parsing: $0) },
+        var filter = RecordFilter(after: try params.cursor.map { try LogCursor(parsing: $0) },
                                   since: try params.since.map { try time($0, field: "since") },
                                   until: try params.until.map { try time($0, field: "until") })
-        let link = daemon.shim(container.id)
-        if params.follow == true && link.isAlive { return try follow(link, filter, connection, id) }
-        return try fromFiles(filter, connection, id)
+        guard params.follow == true else { return try fromFiles(filter, tail: params.tail, connection, id) }
+        // Following goes on across the runs a restart policy (or a start) adds to the same log:
+        // each run's shim replays the file, and the cursor skips what was sent.
+        var tail = params.tail
+        var pid = container.pid
+        while true {
+            let link = daemon.shim(container.id)
+            guard link.isAlive else {
+                // Between two runs: follow the next; exited for good: what the files hold.
+                guard let c = try? daemon.metadata.container(id: container.id), c.status == .restarting, let next = nextRun(after: c.pid) else {
+                    return try fromFiles(filter, tail: tail, connection, id)
+                }
+                pid = next
+                continue
+            }
+            let end = try follow(link, filter, tail: tail, connection, id)
+            guard end.end == .exited, let next = nextRun(after: pid) else { return end }
+            pid = next
+            tail = nil
+            filter = RecordFilter(after: try end.cursor.map { try LogCursor(parsing: $0) }, since: filter.since, until: filter.until)
+        }
     }
 
-    private func fromFiles(_ start: RecordFilter, _ connection: Connection, _ id: JSONValue) throws -> LogsEnd {
+    /// The init pid of the container's next run once it is running, or nil when it has exited
+    /// for good (or is gone). Woken by the events each change commits.
+    private func nextRun(after pid: Int?) -> Int? {
+        var seen = daemon.events.currentGeneration
+        while let c = try? daemon.metadata.container(id: container.id) {
+            if c.status.isLive && c.pid != pid { return c.pid ?? 0 }
+            if c.status == .exited || c.status == .created {
+                daemon.lock.lock(); let watching = daemon.monitored.contains(c.id); daemon.lock.unlock()
+                if !watching { return nil }
+            }
+            seen = daemon.events.waitForEvents(after: seen, timeout: 0.1)
+        }
+        return nil
+    }
+
+    private func fromFiles(_ start: RecordFilter, tail: Int?, _ connection: Connection, _ id: JSONValue) throws -> LogsEnd {
         var filter = start
         let reader = LogFileReader(files: LogFileReader.files(of: daemon.logPath(container.id), keep: 3), tail: nil)
         defer { reader.close() }
         var prefix = Array(#"{"id":"#.utf8)
         id.write(to: &prefix)
         prefix += Array(#","log":"#.utf8)
-        var window = TailWindow<[UInt8]>(size: params.tail)
+        var window = TailWindow<[UInt8]>(size: tail)
         var batch: [UInt8] = []
-        var last = params.cursor
+        var last = start.after?.description ?? params.cursor
         func flush() throws {
             guard !batch.isEmpty else { return }
             batch.removeLast()  // the socket adds the last newline
@@ -67,11 +100,11 @@ struct LogStream {
         return LogsEnd(end: exited ? .exited : .eof, cursor: last)
     }
 
-    private func follow(_ link: ShimLink, _ start: RecordFilter, _ connection: Connection, _ id: JSONValue) throws -> LogsEnd {
+    private func follow(_ link: ShimLink, _ start: RecordFilter, tail: Int?, _ connection: Connection, _ id: JSONValue) throws -> LogsEnd {
         var filter = start
-        var last = params.cursor
+        var last = start.after?.description ?? params.cursor
         // Records held back for `tail` until the shim has read the whole file.
-        var window = TailWindow<LogRecord>(size: params.tail)
+        var window = TailWindow<LogRecord>(size: tail)
         func emit(_ record: LogRecord) -> Bool {
             last = record.cursor
             return connection.send(Line.notice(id, record))

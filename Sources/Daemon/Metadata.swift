@@ -151,9 +151,10 @@ final class Metadata: @unchecked Sendable {
     }
 
     /// The exit as the shim recorded it (its time, not ours: after a daemon restart they differ).
+    /// `restarted`: the restart policy runs it again; its status is `restarting` until then.
     func setExited(_ id: String, _ exit: ExitStatus, restarted: Bool, error: String? = nil, event: EventDraft?) throws {
         try write(event) { db in
-            try db.execute(sql: "UPDATE containers SET status = 'exited', exitCode = ?, exitSignal = ?, oomKilled = ?, finishedAt = ?, restartCount = restartCount + ?, error = ? WHERE id = ?",
+            try db.execute(sql: "UPDATE containers SET status = \(restarted ? "'restarting'" : "'exited'"), exitCode = ?, exitSignal = ?, oomKilled = ?, finishedAt = ?, restartCount = restartCount + ?, error = ? WHERE id = ?",
                            arguments: [exit.code, exit.signal, exit.oomKilled ?? false, exit.time ?? Timestamp.now(), restarted ? 1 : 0, error, id])
         }
     }

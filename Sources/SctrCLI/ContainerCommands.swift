@@ -5,13 +5,77 @@ import Foundation
 import Wire
 
 struct Start: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Start one or more created containers.")
+    static let configuration = CommandConfiguration(abstract: "Start one or more created or stopped containers.")
     @OptionGroup var global: GlobalOptions
+    @Flag(name: .shortAndLong, help: "Attach to the container's output and forward signals.") var attach = false
+    @Flag(name: .shortAndLong, help: "Attach the container's stdin.") var interactive = false
     @Argument(help: "Containers (id, name or unique id prefix).") var containers: [String]
 
-    func validate() throws { if containers.isEmpty { throw ValidationError("\"start\" requires at least 1 argument") } }
+    func validate() throws {
+        if containers.isEmpty { throw ValidationError("\"start\" requires at least 1 argument") }
+        if (attach || interactive) && containers.count > 1 { throw ValidationError("you cannot start and attach multiple containers at once") }
+    }
     func run() throws {
-        try forEach(containers) { try global.client.call(Calls.ContainerStart.self, ContainerParams(id: $0)); print($0) }
+        guard attach || interactive else {
+            try forEach(containers) { try global.client.call(Calls.ContainerStart.self, ContainerParams(id: $0)); print($0) }
+            return
+        }
+        let client = global.client
+        let info = try daemonCall(code: 1) { try client.call(Calls.ContainerInspect.self, ContainerParams(id: containers[0])) }
+        // A created container is attached before it starts; a stopped one gets a new shim at
+        // start, so it is attached just after (its first output may precede the attach).
+        let again = info.status == .exited
+        if again { try daemonCall(code: 1) { try client.call(Calls.ContainerStart.self, ContainerParams(id: info.id)) } }
+        throw CLIExit(code: try Attached.run(client: client, id: info.id, tty: info.config.tty == true, stdin: interactive, start: !again))
+    }
+}
+
+struct Restart: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Restart one or more containers (stop, then start).")
+    @OptionGroup var global: GlobalOptions
+    @Option(name: [.customShort("t"), .customLong("time")], help: "Seconds to wait before killing the container.") var time: Int = 10
+    @Argument(help: "Containers.") var containers: [String]
+
+    func validate() throws {
+        if containers.isEmpty { throw ValidationError("\"restart\" requires at least 1 argument") }
+        if time < 0 { throw ValidationError("--time must not be negative") }
+    }
+    func run() throws {
+        try forEach(containers) {
+            try global.client.call(Calls.ContainerStop.self, StopParams(id: $0, timeout: Double(time)))
+            try global.client.call(Calls.ContainerStart.self, ContainerParams(id: $0))
+            print($0)
+        }
+    }
+}
+
+struct Attach: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Attach to a running container's output (and input), forwarding signals.")
+    @OptionGroup var global: GlobalOptions
+    @Flag(help: "Do not attach stdin.") var noStdin = false
+    @Option(help: "Proxy received signals to the container.") var sigProxy = true
+    @Argument(help: "The container.") var container: String
+
+    func run() throws {
+        let client = global.client
+        let info = try daemonCall(code: 1) { try client.call(Calls.ContainerInspect.self, ContainerParams(id: container)) }
+        throw CLIExit(code: try Attached.run(client: client, id: info.id, tty: info.config.tty == true,
+                                             stdin: !noStdin && info.config.stdin == true, start: false, signals: sigProxy))
+    }
+}
+
+/// An attach session to one container: signals forwarded, its output relayed, started first
+/// when asked (`start -a`); the container's exit code.
+enum Attached {
+    static func run(client: Client, id: String, tty: Bool, stdin: Bool, start: Bool, signals: Bool = true) throws -> Int32 {
+        if signals { SignalProxy.start(client: client, id: id) }
+        let socket = try daemonCall(code: 1) { try client.connect() }
+        defer { socket.close() }
+        let session = StreamSession(client: client, socket: socket, tty: tty, stdin: stdin, requestID: 1)
+        try daemonCall(code: 1) { try client.call(Calls.ContainerAttach.self, ContainerParams(id: id), on: socket) }
+        session.sendTerminalSize(waitForReply: true)
+        if start { try daemonCall(code: 1) { try client.call(Calls.ContainerStart.self, ContainerParams(id: id)) } }
+        return session.relay(sizeSent: true)
     }
 }
 

@@ -65,4 +65,43 @@ struct LifecycleTests {
         #expect(try exitCode(of: pid) == 0, "\(Self.read(out))")
         #expect(try d.inspect("kept")["status"] as? String == "running")
     }
+
+    @Test("stop, then start: the same container runs again with its filesystem changes; restart too")
+    func startAgain() throws {
+        let d = try DaemonInstance()
+        defer { d.stop() }
+        #expect(try d.importImage("layered-oci.tar").code == 0)
+        let script = "echo run >> /runs; cat /runs | wc -l; trap 'exit 0' TERM; sleep 1000 & wait"
+        #expect(try d.run(["-d", "--name", "again"], Self.image, ["sh", "-c", script]).code == 0)
+        try eventually("the first run wrote its line") { try d.sctr(["logs", "again"]).stdout == "1\n" }
+        #expect(try d.sctr(["stop", "again"]).code == 0)
+        #expect(try d.inspect("again")["status"] as? String == "exited")
+        #expect(try d.sctr(["start", "again"]).code == 0)
+        try eventually("the second run saw the first one's file") { try d.sctr(["logs", "again"]).stdout == "1\n2\n" }
+        #expect(try d.inspect("again")["status"] as? String == "running")
+        #expect(try d.sctr(["restart", "-t", "5", "again"]).code == 0)
+        try eventually("the third run") { try d.sctr(["logs", "again"]).stdout == "1\n2\n3\n" }
+        let attached = try d.sctr(["create", "--cgroup-parent", "/" + d.name, Self.image, "sh", "-c", "echo attached; exit 5"])
+        let id = attached.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let started = try d.sctr(["start", "-a", id])
+        #expect(started.code == 5 && started.stdout == "attached\n", "\(started)")
+    }
+
+    @Test("a restart policy shows restarting between runs; logs -f follows all of them")
+    func restartingAndFollow() throws {
+        let d = try DaemonInstance()
+        defer { d.stop() }
+        #expect(try d.importImage("layered-oci.tar").code == 0)
+        #expect(try d.run(["-d", "--name", "flaky", "--restart", "on-failure:3"], Self.image, ["sh", "-c", "echo run; sleep 0.2; exit 1"]).code == 0)
+        let out = d.dir + "/follow.out"
+        let follower = try spawn(DaemonInstance.binDir + "/sctr", ["logs", "-f", "flaky"], env: ["SCONTAINERD_SOCKET": d.socketPath], stdout: out, stderr: out)
+        var seen = Set<String>()
+        try eventually("the policy gives up after three restarts") {
+            if let s = try d.inspect("flaky")["status"] as? String { seen.insert(s) }
+            return try d.inspect("flaky")["restartCount"] as? Int == 3 && d.inspect("flaky")["status"] as? String == "exited"
+        }
+        #expect(seen.contains("restarting"), "statuses seen: \(seen)")
+        #expect(try exitCode(of: follower) == 0)
+        #expect(Self.read(out) == "run\nrun\nrun\nrun\n", "\(Self.read(out))")
+    }
 }
