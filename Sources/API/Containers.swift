@@ -263,6 +263,8 @@ public struct ExecParams: Codable, Sendable {
     public var env: [String]?
     public var user: String?
     public var workdir: String?
+    /// The terminal's size when the process starts (with `tty`): its first look sees it.
+    public var consoleSize: ResizeParams?
     public init(id: String, cmd: [String]) { self.id = id; self.cmd = cmd }
 }
 

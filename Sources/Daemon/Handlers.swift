@@ -178,7 +178,9 @@ struct Handlers {
         guard var process = spec.process else { throw APIError.internal("the bundle of \(c.name) has no process") }
         process.args = p.cmd
         process.terminal = p.tty == true
-        process.env = BundleBuilder.mergeEnv(process.env ?? [], p.env ?? [])
+        // docker's TERM for a terminal exec, unless the container or the caller set one.
+        process.env = BundleBuilder.mergeEnv((p.tty == true ? ["TERM=xterm"] : []) + (process.env ?? []), p.env ?? [])
+        if p.tty == true, let size = p.consoleSize { process.consoleSize = ConsoleSize(height: UInt32(size.rows), width: UInt32(size.cols)) }
         if let cwd = p.workdir { process.cwd = cwd }
         if let user = p.user {
             let image = try daemon.storedImage(manifestDigest: c.manifestDigest, name: nil)

@@ -93,6 +93,7 @@ struct Exec: ParsableCommand {
         params.env = environment.isEmpty ? nil : environment
         params.user = user
         params.workdir = workdir
+        params.consoleSize = tty ? StreamSession.terminalSize() : nil
         let client = global.client
         let socket = try daemonCall(code: 126) { try client.connect() }
         defer { socket.close() }

@@ -82,6 +82,13 @@ final class StreamSession: @unchecked Sendable {
         return id
     }
 
+    /// Our terminal's size, if stdin is a terminal with one.
+    static func terminalSize() -> ResizeParams? {
+        var size = winsize()
+        guard isatty(0) != 0, cl_ioctl_ptr(0, UInt(TIOCGWINSZ), &size) == 0, size.ws_row > 0 else { return nil }
+        return ResizeParams(rows: size.ws_row, cols: size.ws_col)
+    }
+
     /// Tells the process our terminal's size; waiting for the answer lets `run` send it before
     /// the container starts, so even its first `stty size` sees it.
     func sendTerminalSize(waitForReply: Bool) {

@@ -1,6 +1,20 @@
 import Foundation
 import Testing
 
+/// A Debian 12 image (debootstrap from Debian's mirror), built once per machine and kept.
+enum DebianImage {
+    static let reference = "debian:srunc"
+    static let archive: String = {
+        let path = NSTemporaryDirectory() + "srunc-debian-image.tar"
+        if FileManager.default.fileExists(atPath: path) { return path }
+        let partial = path + ".\(getpid())"
+        let r = try! execute("/bin/sh", [RuntimeUnderTest.packageRoot + "/spec-fixtures/build-debian-image.sh", partial])
+        precondition(r.code == 0, "Debian image build failed: \(r.stderr)")
+        rename(partial, path)
+        return path
+    }()
+}
+
 /// docker's defaults for sctr containers (issue 14): capabilities, the seccomp filter, masked
 /// paths, the environment, and the options that change them.
 @Suite("docker's defaults")
@@ -54,5 +68,26 @@ struct DefaultsTests {
                        "sh", "-c", "echo TERM=$TERM"].map(shellQuoted).joined(separator: " ")
         let tty = try executeClient("/usr/bin/script", ["-qec", command, "/dev/null"], env: ["SCONTAINERD_SOCKET": d.socketPath])
         #expect(tty.stdout.contains("TERM=xterm"), "\(tty)")
+        // exec -t: docker's TERM, and the caller's window size from the first instruction on.
+        #expect(try d.run(["-d", "--name", "bg"], Self.image, ["sleep", "1000"]).code == 0)
+        let exec = [DaemonInstance.binDir + "/sctr", "exec", "-it", "bg", "sh", "-c", "stty size; echo TERM=$TERM"].map(shellQuoted).joined(separator: " ")
+        let execTTY = try executeClient("/usr/bin/script", ["-qec", "stty rows 24 cols 80; " + exec, "/dev/null"], env: ["SCONTAINERD_SOCKET": d.socketPath])
+        #expect(execTTY.stdout.contains("24 80") && execTTY.stdout.contains("TERM=xterm"), "\(execTTY)")
+    }
+
+    @Test("in a Debian image: apt-get drops privileges, chown and su work, seccomp is on and refuses unshare")
+    func debian() throws {
+        let d = try DaemonInstance()
+        defer { d.stop() }
+        #expect(try d.sctr(["import", DebianImage.archive]).code == 0)
+        let apt = try d.run(["--rm"], DebianImage.reference, ["sh", "-c", "apt-get update 2>&1 | tail -2"])
+        // No network in here: apt gets as far as resolving the mirror, past its setgroups.
+        #expect(apt.stdout.contains("deb.debian.org") && !apt.stdout.contains("setgroups"), "\(apt)")
+        let users = try d.run(["--rm"], DebianImage.reference, ["sh", "-c", "touch /tmp/f && chown nobody /tmp/f && stat -c %U /tmp/f && su nobody -s /bin/sh -c id && grep Seccomp: /proc/1/status"])
+        #expect(users.code == 0 && users.stdout == "nobody\nuid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)\nSeccomp:\t2\n", "\(users)")
+        let refused = try d.run(["--rm"], DebianImage.reference, ["unshare", "-U", "true"])
+        #expect(refused.code != 0 && refused.stderr.contains("Operation not permitted"), "\(refused)")
+        let unconfined = try d.run(["--rm", "--security-opt", "seccomp=unconfined"], DebianImage.reference, ["unshare", "-U", "true"])
+        #expect(unconfined.code == 0, "\(unconfined)")
     }
 }
