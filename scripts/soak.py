@@ -238,6 +238,13 @@ def shim_kill(d, args):
     return "%d shims killed; reported after %.2f s at most (median %.2f s)" % (len(ids), max(latencies), sorted(latencies)[len(latencies) // 2])
 
 
+def in_cgroup(pid, cgroup):
+    try:
+        return cgroup in open("/proc/%s/cgroup" % pid).read()
+    except OSError:
+        return False
+
+
 def srunc_kill(d, args):
     stop = threading.Event()
     killed = [0]
@@ -245,7 +252,9 @@ def srunc_kill(d, args):
         while not stop.is_set():
             for p in os.listdir("/proc"):
                 c = proc_cmdline(p)
-                if p.isdigit() and c.split(" ")[0].endswith("/srunc") and d.state in c and random.random() < 0.3:
+                # A container's init is srunc's clone until it execs: it is in the container's
+                # cgroup by then, and killing it is killing the container, not the runtime.
+                if p.isdigit() and c.split(" ")[0].endswith("/srunc") and d.state in c and not in_cgroup(p, d.cgroup) and random.random() < 0.3:
                     try:
                         os.kill(int(p), signal.SIGKILL)
                         killed[0] += 1
