@@ -15,17 +15,19 @@ public enum ContainerStatus: String, Codable, Sendable, CaseIterable {
 
 /// A restart policy: what the daemon does when a container exits on its own.
 public struct RestartPolicy: Codable, Sendable, Equatable {
-    public enum Name: String, Codable, Sendable, CaseIterable { case no, onFailure = "on-failure", always }
+    /// `unless-stopped` is `always` but for a container stopped on purpose: this daemon restarts
+    /// none of those (nor any container when it starts again), so the two act the same here.
+    public enum Name: String, Codable, Sendable, CaseIterable { case no, onFailure = "on-failure", always, unlessStopped = "unless-stopped" }
     public var name: Name
     /// With `on-failure`: at most this many restarts (0: no limit).
     public var maxRetries: Int?
 
     public init(name: Name, maxRetries: Int? = nil) { self.name = name; self.maxRetries = maxRetries }
 
-    /// Docker's spelling: `no`, `on-failure[:N]`, `always`.
+    /// Docker's spelling: `no`, `on-failure[:N]`, `always`, `unless-stopped`.
     public init(parsing text: String) throws(APIError) {
         let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
-        guard let name = Name(rawValue: String(parts[0])) else { throw .params("restart: \(ReferenceError.shown(text)) is not no, on-failure[:N] or always") }
+        guard let name = Name(rawValue: String(parts[0])) else { throw .params("restart: \(ReferenceError.shown(text)) is not no, on-failure[:N], always or unless-stopped") }
         self.name = name
         if parts.count == 2 {
             guard name == .onFailure, let n = Int(parts[1]), n >= 0 else { throw .params("restart: a retry count goes with on-failure only, as on-failure:N") }
@@ -41,7 +43,7 @@ public struct RestartPolicy: Codable, Sendable, Equatable {
     public func restarts(exitCode code: Int, count: Int) -> Bool {
         switch name {
         case .no: return false
-        case .always: return true
+        case .always, .unlessStopped: return true
         case .onFailure: return code != 0 && ((maxRetries ?? 0) == 0 || count < maxRetries!)
         }
     }
@@ -292,4 +294,57 @@ public struct ResizeParams: Codable, Sendable {
     public var rows: UInt16
     public var cols: UInt16
     public init(rows: UInt16, cols: UInt16) { self.rows = rows; self.cols = cols }
+}
+
+/// A new name for a container (unique in its namespace, as `name` in create options).
+public struct RenameParams: Codable, Sendable {
+    public var id: String
+    public var name: String
+    public init(id: String, name: String) { self.id = id; self.name = name }
+}
+
+/// New limits for a container (running or not), applied through the runtime's `update` and
+/// kept for its later runs; a new restart policy. Unset fields keep their values.
+public struct UpdateParams: Codable, Sendable {
+    public var id: String
+    public var memory: Int64?
+    public var cpus: Double?
+    public var pidsLimit: Int64?
+    public var restart: RestartPolicy?
+    public init(id: String) { self.id = id }
+}
+
+/// One sample of a container's accounting, read from its cgroup and its network namespace.
+public struct ContainerStats: Codable, Sendable {
+    public var id: String
+    public var name: String
+    /// When the sample was read (RFC 3339).
+    public var read: String
+    /// CPU time the container has used, and the host's in all, in nanoseconds: a CPU share is
+    /// the ratio of their increase between two samples, times `onlineCPUs`.
+    public var cpuNanos: UInt64
+    public var systemNanos: UInt64
+    public var onlineCPUs: Int
+    /// Memory in use without the page cache (as docker reports it), and the limit (the host's
+    /// memory when there is none).
+    public var memoryUsage: UInt64
+    public var memoryLimit: UInt64
+    public var pids: UInt64
+    public var blockRead: UInt64
+    public var blockWrite: UInt64
+    public var netReceived: UInt64
+    public var netSent: UInt64
+    public init(id: String, name: String, read: String, cpuNanos: UInt64, systemNanos: UInt64, onlineCPUs: Int, memoryUsage: UInt64,
+                memoryLimit: UInt64, pids: UInt64, blockRead: UInt64, blockWrite: UInt64, netReceived: UInt64, netSent: UInt64) {
+        self.id = id; self.name = name; self.read = read; self.cpuNanos = cpuNanos; self.systemNanos = systemNanos
+        self.onlineCPUs = onlineCPUs; self.memoryUsage = memoryUsage; self.memoryLimit = memoryLimit; self.pids = pids
+        self.blockRead = blockRead; self.blockWrite = blockWrite; self.netReceived = netReceived; self.netSent = netSent
+    }
+}
+
+/// The container's processes as `ps -ef` shows them: its column titles and one row each.
+public struct TopResult: Codable, Sendable {
+    public var titles: [String]
+    public var processes: [[String]]
+    public init(titles: [String], processes: [[String]]) { self.titles = titles; self.processes = processes }
 }

@@ -1,10 +1,10 @@
 /// What an event is about.
 public enum EventType: String, Codable, Sendable, CaseIterable { case container, image, volume }
 
-/// What happened. Containers: create, start, die, restart, pause, unpause, destroy; images:
-/// import, tag, remove; volumes: create, destroy.
+/// What happened. Containers: create, start, die, restart, pause, unpause, rename, update,
+/// destroy; images: import, tag, remove; volumes: create, destroy.
 public enum EventAction: String, Codable, Sendable, CaseIterable {
-    case create, start, die, restart, pause, unpause, destroy, `import`, tag, remove
+    case create, start, die, restart, pause, unpause, rename, update, destroy, `import`, tag, remove
 }
 
 /// One event. `seq` rises by one per event across restarts of the daemon; a client that

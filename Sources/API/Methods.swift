@@ -16,6 +16,7 @@ public enum Method: String, CaseIterable, Sendable {
     case containerUnpause = "container.unpause", containerWait = "container.wait", containerInspect = "container.inspect"
     case containerList = "container.list", containerRemove = "container.remove", containerLogs = "container.logs"
     case containerAttach = "container.attach", containerExec = "container.exec"
+    case containerRename = "container.rename", containerUpdate = "container.update", containerStats = "container.stats", containerTop = "container.top"
     case streamStdin = "stream.stdin", streamCloseStdin = "stream.closeStdin", streamResize = "stream.resize", streamDetach = "stream.detach"
     case volumeCreate = "volume.create", volumeList = "volume.list", volumeInspect = "volume.inspect", volumeRemove = "volume.remove"
     case eventsSubscribe = "events.subscribe"
@@ -45,6 +46,10 @@ public enum Method: String, CaseIterable, Sendable {
         case .containerLogs: return Calls.ContainerLogs.self
         case .containerAttach: return Calls.ContainerAttach.self
         case .containerExec: return Calls.ContainerExec.self
+        case .containerRename: return Calls.ContainerRename.self
+        case .containerUpdate: return Calls.ContainerUpdate.self
+        case .containerStats: return Calls.ContainerStats.self
+        case .containerTop: return Calls.ContainerTop.self
         case .streamStdin: return Calls.StreamStdin.self
         case .streamCloseStdin: return Calls.StreamCloseStdin.self
         case .streamResize: return Calls.StreamResize.self
@@ -82,6 +87,10 @@ public enum Calls {
     public enum ContainerLogs: Call { public typealias Params = LogsParams; public typealias Result = LogsEnd; public static let method = Method.containerLogs }
     public enum ContainerAttach: Call { public typealias Params = ContainerParams; public typealias Result = AttachStarted; public static let method = Method.containerAttach }
     public enum ContainerExec: Call { public typealias Params = ExecParams; public typealias Result = ExecStarted; public static let method = Method.containerExec }
+    public enum ContainerRename: Call { public typealias Params = RenameParams; public typealias Result = Empty; public static let method = Method.containerRename }
+    public enum ContainerUpdate: Call { public typealias Params = UpdateParams; public typealias Result = ContainerInfo; public static let method = Method.containerUpdate }
+    public enum ContainerStats: Call { public typealias Params = ContainerParams; public typealias Result = API.ContainerStats; public static let method = Method.containerStats }
+    public enum ContainerTop: Call { public typealias Params = ContainerParams; public typealias Result = TopResult; public static let method = Method.containerTop }
     public enum StreamStdin: Call { public typealias Params = StdinParams; public typealias Result = StdinResult; public static let method = Method.streamStdin }
     public enum StreamCloseStdin: Call { public typealias Params = Empty; public typealias Result = Empty; public static let method = Method.streamCloseStdin }
     public enum StreamResize: Call { public typealias Params = ResizeParams; public typealias Result = Empty; public static let method = Method.streamResize }

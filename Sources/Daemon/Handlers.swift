@@ -134,6 +134,20 @@ struct Handlers {
             let process = try execProcess(c, p)
             let params = JSONValue.object([("process", process), ("tty", .bool(p.tty == true)), ("stdin", .bool(p.stdin == true))])
             try connection.begin { try ShimSession(kind: .exec, shim: daemon.shim(c.id), client: connection, requestID: request.id, params: params) }
+        case .containerRename:
+            try reply(Calls.ContainerRename.self) { p in
+                try Validate.name(p.name, field: "params.name")
+                let c = try daemon.row(ns, p.id)
+                try daemon.metadata.renameContainer(c, to: p.name, event: EventDraft(namespace: ns, type: .container, action: .rename, id: c.id,
+                                                                                    attributes: ["name": p.name, "oldName": c.name]))
+                return Empty()
+            }
+        case .containerUpdate:
+            try reply(Calls.ContainerUpdate.self) { p in daemon.info(try daemon.updateContainer(try daemon.row(ns, p.id), p)) }
+        case .containerStats:
+            try reply(Calls.ContainerStats.self) { p in try daemon.stats(try daemon.row(ns, p.id)) }
+        case .containerTop:
+            try reply(Calls.ContainerTop.self) { p in try daemon.top(try daemon.row(ns, p.id)) }
         case .streamStdin: try forward(Calls.StreamStdin.self)
         case .streamCloseStdin: try forward(Calls.StreamCloseStdin.self)
         case .streamResize: try forward(Calls.StreamResize.self)

@@ -119,6 +119,22 @@ final class Metadata: @unchecked Sendable {
         }
     }
 
+    /// A new name, unique in the namespace.
+    func renameContainer(_ c: ContainerRow, to name: String, event: EventDraft) throws {
+        try write(event) { db in
+            if try Row.fetchOne(db, sql: "SELECT 1 FROM containers WHERE namespace = ? AND name = ?", arguments: [c.namespace, name]) != nil {
+                throw APIError.conflict("a container named \(name) exists")
+            }
+            try db.execute(sql: "UPDATE containers SET name = ? WHERE id = ?", arguments: [name, c.id])
+        }
+    }
+
+    /// The create options as they are now (after an update).
+    func setOptions(_ id: String, _ options: CreateOptions, event: EventDraft) throws {
+        let json = String(decoding: try JSONEncoder().encode(options), as: UTF8.self)
+        try write(event) { db in try db.execute(sql: "UPDATE containers SET options = ? WHERE id = ?", arguments: [json, id]) }
+    }
+
     /// By exact id, exact name, then a unique id prefix, within the namespace.
     func container(_ ns: String, _ ref: String) throws -> ContainerRow? {
         try db.read { db in

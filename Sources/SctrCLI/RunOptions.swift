@@ -36,7 +36,7 @@ struct ContainerOptions: ParsableArguments {
     @Flag(help: "Give extended privileges to this container.") var privileged = false
     @Option(help: "Security options: seccomp=unconfined, seccomp=PROFILE.json (linux.seccomp's shape), no-new-privileges[=true|false].")
     var securityOpt: [String] = []
-    @Option(help: "Restart policy: no, on-failure[:max-retries], always.") var restart: String?
+    @Option(help: "Restart policy: no, on-failure[:max-retries], always, unless-stopped.") var restart: String?
     @Option(help: "Overwrite the default ENTRYPOINT of the image ('' clears it).") var entrypoint: String?
     @Option(help: "Parent cgroup for the container.") var cgroupParent: String?
     @Option(name: [.customShort("l"), .long], help: "Set metadata on a container (KEY=VALUE).") var label: [String] = []

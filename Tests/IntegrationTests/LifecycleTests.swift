@@ -104,4 +104,36 @@ struct LifecycleTests {
         #expect(try exitCode(of: follower) == 0)
         #expect(Self.read(out) == "run\nrun\nrun\nrun\n", "\(Self.read(out))")
     }
+
+    @Test("rename, update of live limits, top, and stats that match the cgroup's files")
+    func renameUpdateTopStats() throws {
+        let d = try DaemonInstance()
+        defer { d.stop() }
+        #expect(try d.importImage("layered-oci.tar").code == 0)
+        #expect(try d.run(["-d", "--name", "before", "--memory", "64m", "--restart", "unless-stopped"], Self.image, ["sleep", "1000"]).code == 0)
+        #expect(try d.sctr(["rename", "before", "after"]).code == 0)
+        let id = try d.inspect("after")["id"] as? String ?? ""
+        let old = try d.inspect("before")
+        #expect(!id.isEmpty && old.isEmpty)
+        let memory = "/sys/fs/cgroup/memory/\(d.name)/\(id)"
+        #expect((try? String(contentsOfFile: memory + "/memory.limit_in_bytes", encoding: .utf8)) == "\(64 << 20)\n")
+        #expect(try d.sctr(["update", "--memory", "96m", "--pids-limit", "50", "after"]).code == 0)
+        #expect((try? String(contentsOfFile: memory + "/memory.limit_in_bytes", encoding: .utf8)) == "\(96 << 20)\n")
+        #expect((try? String(contentsOfFile: "/sys/fs/cgroup/pids/\(d.name)/\(id)/pids.max", encoding: .utf8)) == "50\n")
+        #expect((try d.inspect("after")["config"] as? [String: Any])?["memory"] as? Int == 96 << 20)
+
+        let top = try d.sctr(["top", "after"])
+        #expect(top.code == 0 && top.stdout.hasPrefix("UID") && top.stdout.contains("sleep 1000"), "\(top)")
+
+        let stats = try d.sctr(["stats", "--no-stream", "--format", "json", "after"])
+        let sample = try JSONSerialization.jsonObject(with: Data(stats.stdout.utf8)) as? [String: Any] ?? [:]
+        #expect(sample["memoryLimit"] as? Int == 96 << 20, "\(stats)")
+        #expect(sample["pids"] as? Int == 1)
+        let pidsFile = (try? String(contentsOfFile: "/sys/fs/cgroup/pids/\(d.name)/\(id)/pids.current", encoding: .utf8)) ?? ""
+        #expect(pidsFile == "1\n")
+        let usage = sample["memoryUsage"] as? Int ?? 0
+        #expect(usage > 0 && usage < 96 << 20)
+        let table = try d.sctr(["stats", "--no-stream", "after"])
+        #expect(table.code == 0 && table.stdout.contains("96MiB") && table.stdout.contains("after"), "\(table)")
+    }
 }
