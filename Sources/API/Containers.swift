@@ -348,3 +348,18 @@ public struct TopResult: Codable, Sendable {
     public var processes: [[String]]
     public init(titles: [String], processes: [[String]]) { self.titles = titles; self.processes = processes }
 }
+
+/// Files between the host and a container (docker's `cp`; the socket is root-only, so the
+/// caller names host paths the daemon reads or writes itself).
+public struct CopyParams: Codable, Sendable {
+    public var id: String
+    /// Absolute, resolved inside the container's root filesystem.
+    public var containerPath: String
+    /// Absolute.
+    public var hostPath: String
+    /// Host to container; otherwise container to host.
+    public var toContainer: Bool?
+    public init(id: String, containerPath: String, hostPath: String, toContainer: Bool) {
+        self.id = id; self.containerPath = containerPath; self.hostPath = hostPath; self.toContainer = toContainer
+    }
+}

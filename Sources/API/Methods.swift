@@ -17,6 +17,7 @@ public enum Method: String, CaseIterable, Sendable {
     case containerList = "container.list", containerRemove = "container.remove", containerLogs = "container.logs"
     case containerAttach = "container.attach", containerExec = "container.exec"
     case containerRename = "container.rename", containerUpdate = "container.update", containerStats = "container.stats", containerTop = "container.top"
+    case containerCopy = "container.copy"
     case streamStdin = "stream.stdin", streamCloseStdin = "stream.closeStdin", streamResize = "stream.resize", streamDetach = "stream.detach"
     case volumeCreate = "volume.create", volumeList = "volume.list", volumeInspect = "volume.inspect", volumeRemove = "volume.remove"
     case eventsSubscribe = "events.subscribe"
@@ -50,6 +51,7 @@ public enum Method: String, CaseIterable, Sendable {
         case .containerUpdate: return Calls.ContainerUpdate.self
         case .containerStats: return Calls.ContainerStats.self
         case .containerTop: return Calls.ContainerTop.self
+        case .containerCopy: return Calls.ContainerCopy.self
         case .streamStdin: return Calls.StreamStdin.self
         case .streamCloseStdin: return Calls.StreamCloseStdin.self
         case .streamResize: return Calls.StreamResize.self
@@ -91,6 +93,7 @@ public enum Calls {
     public enum ContainerUpdate: Call { public typealias Params = UpdateParams; public typealias Result = ContainerInfo; public static let method = Method.containerUpdate }
     public enum ContainerStats: Call { public typealias Params = ContainerParams; public typealias Result = API.ContainerStats; public static let method = Method.containerStats }
     public enum ContainerTop: Call { public typealias Params = ContainerParams; public typealias Result = TopResult; public static let method = Method.containerTop }
+    public enum ContainerCopy: Call { public typealias Params = CopyParams; public typealias Result = Empty; public static let method = Method.containerCopy }
     public enum StreamStdin: Call { public typealias Params = StdinParams; public typealias Result = StdinResult; public static let method = Method.streamStdin }
     public enum StreamCloseStdin: Call { public typealias Params = Empty; public typealias Result = Empty; public static let method = Method.streamCloseStdin }
     public enum StreamResize: Call { public typealias Params = ResizeParams; public typealias Result = Empty; public static let method = Method.streamResize }

@@ -112,3 +112,31 @@ enum Table {
         }.joined(separator: "\n") + "\n"
     }
 }
+
+/// `sctr cp CONTAINER:SRC DEST` or `sctr cp SRC CONTAINER:DEST`.
+struct Copy: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "cp", abstract: "Copy files between a container and the host.")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "CONTAINER:SRC_PATH or a host path.") var source: String
+    @Argument(help: "A host path or CONTAINER:DEST_PATH.") var destination: String
+
+    /// "name:/path" names a container path; a host path is anything with a slash before a colon.
+    static func containerPath(_ text: String) -> (String, String)? {
+        guard let colon = text.firstIndex(of: ":"), !text[..<colon].contains("/"), colon != text.startIndex else { return nil }
+        let path = String(text[text.index(after: colon)...])
+        return (String(text[..<colon]), path.hasPrefix("/") ? path : "/" + path)
+    }
+
+    func run() throws {
+        let cwd = FileManager.default.currentDirectoryPath
+        let absolute = { (p: String) in p.hasPrefix("/") ? p : cwd + "/" + p }
+        switch (Copy.containerPath(source), Copy.containerPath(destination)) {
+        case let ((id, path)?, nil):
+            try global.client.call(Calls.ContainerCopy.self, CopyParams(id: id, containerPath: path, hostPath: absolute(destination), toContainer: false))
+        case let (nil, (id, path)?):
+            try global.client.call(Calls.ContainerCopy.self, CopyParams(id: id, containerPath: path, hostPath: absolute(source), toContainer: true))
+        default:
+            throw ValidationError("copying between containers or between host paths is not supported: one side must be CONTAINER:PATH")
+        }
+    }
+}

@@ -136,4 +136,39 @@ struct LifecycleTests {
         let table = try d.sctr(["stats", "--no-stream", "after"])
         #expect(table.code == 0 && table.stdout.contains("96MiB") && table.stdout.contains("after"), "\(table)")
     }
+
+    /// A tree as `find` lists it (path, type, mode, link target) and its files' digests.
+    static func listing(_ dir: String) throws -> String {
+        try execute("/bin/sh", ["-c", "cd \(shellQuoted(dir)) && find . -printf '%p %y %m %l\\n' | sort && find . -type f -exec sha256sum {} + | sort"]).stdout
+    }
+
+    @Test("cp round-trips a tree with its links byte for byte; a link in the container never reaches the host")
+    func copyBothWays() throws {
+        let d = try DaemonInstance()
+        defer { d.stop() }
+        #expect(try d.importImage("layered-oci.tar").code == 0)
+        #expect(try d.run(["-d", "--name", "box"], Self.image, ["sh", "-c", "ln -s ../../../../../etc /escape; sleep 1000"]).code == 0)
+        let tree = d.dir + "/tree"
+        try FileManager.default.createDirectory(atPath: tree + "/sub/empty", withIntermediateDirectories: true)
+        try Data((0..<70_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }).write(to: URL(fileURLWithPath: tree + "/data.bin"))
+        try "#!/bin/sh\necho hi\n".write(toFile: tree + "/sub/run.sh", atomically: true, encoding: .utf8)
+        chmod(tree + "/sub/run.sh", 0o755)
+        chmod(tree + "/data.bin", 0o640)
+        try FileManager.default.createSymbolicLink(atPath: tree + "/rel", withDestinationPath: "sub/run.sh")
+        try FileManager.default.createSymbolicLink(atPath: tree + "/abs", withDestinationPath: "/etc/passwd")
+        #expect(try d.sctr(["cp", tree, "box:/tmp/"]).code == 0)
+        #expect(try d.sctr(["exec", "box", "/tmp/tree/sub/run.sh"]).stdout == "hi\n")
+        let back = d.dir + "/back"
+        let out = try d.sctr(["cp", "box:/tmp/tree", back])
+        #expect(out.code == 0, "\(out)")
+        let original = try Self.listing(tree), copiedBack = try Self.listing(back)
+        #expect(copiedBack == original && original.contains("./abs l 777 /etc/passwd"), "\(copiedBack)")
+
+        let escaped = try d.sctr(["cp", "box:/escape/passwd", d.dir + "/passwd"])
+        #expect(escaped.code == 0, "\(escaped)")
+        let copied = (try? String(contentsOfFile: d.dir + "/passwd", encoding: .utf8)) ?? ""
+        let containers = try d.sctr(["exec", "box", "cat", "/etc/passwd"]).stdout
+        let hosts = try String(contentsOfFile: "/etc/passwd", encoding: .utf8)
+        #expect(copied == containers && copied != hosts, "the container's passwd, not the host's")
+    }
 }
