@@ -12,6 +12,8 @@ OUTDIR/mismatch.tar        a layer whose bytes do not match its digest
 OUTDIR/size-lie.tar        layered's layers, one declared with the wrong size
 OUTDIR/corrupt.tar         not a tar at all
 OUTDIR/hostile-*.tar       one hostile layer each: dotdot, symlink, hardlink
+OUTDIR/bomb.tar            a layer of 128 MiB of zeros, 128 KiB compressed (written last: the
+                           test harness takes its presence as "the set is complete")
 """
 import gzip, hashlib, io, json, os, sys, tarfile
 
@@ -151,3 +153,6 @@ hostile = {
 for kind, entries in hostile.items():
     blobs, desc = image([layer(entries)])
     write_tar(os.path.join(out, "hostile-%s.tar" % kind), layout_files(blobs, [named(desc, "test/hostile:" + kind)]))
+
+bomb_blobs, bomb = image([layer([info("zeros", data=bytes(128 << 20))])])
+write_tar(os.path.join(out, "bomb.tar"), layout_files(bomb_blobs, [named(bomb, "test/bomb:1")]))

@@ -21,6 +21,7 @@ public enum Method: String, CaseIterable, Sendable {
     case streamStdin = "stream.stdin", streamCloseStdin = "stream.closeStdin", streamResize = "stream.resize", streamDetach = "stream.detach"
     case volumeCreate = "volume.create", volumeList = "volume.list", volumeInspect = "volume.inspect", volumeRemove = "volume.remove"
     case eventsSubscribe = "events.subscribe"
+    case systemPrune = "system.prune"
 
     /// The typed description of this method.
     public var call: any Call.Type {
@@ -61,6 +62,7 @@ public enum Method: String, CaseIterable, Sendable {
         case .volumeInspect: return Calls.VolumeInspect.self
         case .volumeRemove: return Calls.VolumeRemove.self
         case .eventsSubscribe: return Calls.EventsSubscribe.self
+        case .systemPrune: return Calls.SystemPrune.self
         }
     }
 }
@@ -102,5 +104,6 @@ public enum Calls {
     public enum VolumeList: Call { public typealias Params = ListParams; public typealias Result = API.VolumeList; public static let method = Method.volumeList }
     public enum VolumeInspect: Call { public typealias Params = NameParams; public typealias Result = VolumeInfo; public static let method = Method.volumeInspect }
     public enum VolumeRemove: Call { public typealias Params = NameParams; public typealias Result = Empty; public static let method = Method.volumeRemove }
+    public enum SystemPrune: Call { public typealias Params = PruneParams; public typealias Result = PruneResult; public static let method = Method.systemPrune }
     public enum EventsSubscribe: Call { public typealias Params = SubscribeParams; public typealias Result = Subscribed; public static let method = Method.eventsSubscribe }
 }

@@ -45,3 +45,21 @@ public struct WaitResult: Codable, Sendable {
     public var oomKilled: Bool
     public init(exitCode: Int, signal: Int?, oomKilled: Bool) { self.exitCode = exitCode; self.signal = signal; self.oomKilled = oomKilled }
 }
+
+/// What `system.prune` removes besides stopped containers and unreferenced content.
+public struct PruneParams: Codable, Sendable {
+    /// Every image no container uses (not only those without a name of their own).
+    public var all: Bool?
+    /// Volumes no container uses too.
+    public var volumes: Bool?
+    public init(all: Bool? = nil, volumes: Bool? = nil) { self.all = all; self.volumes = volumes }
+}
+
+public struct PruneResult: Codable, Sendable {
+    public var containersDeleted: [String] = []
+    public var imagesDeleted: [String] = []
+    public var volumesDeleted: [String] = []
+    /// Bytes of content, snapshots and leftovers removed.
+    public var spaceReclaimed: Int64 = 0
+    public init() {}
+}

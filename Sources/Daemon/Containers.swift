@@ -33,7 +33,8 @@ extension Daemon {
     }
 
     private func prepareBundle(_ ns: String, id: String, image: StoredImage, options: CreateOptions) throws {
-        let lowers = try snapshots.prepare(image)
+        // Under the import side of the store lock: garbage collection clears the scratch area.
+        let lowers = try storeLock.withImport { try snapshots.prepare(image) }
         for dir in [containerDir(id) + "/upper", containerDir(id) + "/work", rootfsDir(id)] {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         }

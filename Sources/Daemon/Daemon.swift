@@ -26,6 +26,8 @@ public final class Daemon: @unchecked Sendable {
     var stopping = Set<String>()
     /// Containers whose pending restart (status `restarting`) a stop or remove has cancelled.
     var cancelledRestarts = Set<String>()
+    /// Imports share the content store; garbage collection has it alone.
+    let storeLock = StoreLock()
     static let version = "0.2.0"
 
     public init(config: DaemonConfig, log: Logger) throws {
@@ -41,7 +43,7 @@ public final class Daemon: @unchecked Sendable {
         metadata = try Metadata(path: config.root + "/metadata.db")
         events = EventLog(metadata: metadata, log: log)
         content = try ContentStore(root: config.root + "/content")
-        snapshots = try Snapshotter(root: config.root + "/snapshots", content: content)
+        snapshots = try Snapshotter(root: config.root + "/snapshots", content: content, maxLayerBytes: config.maxLayerBytes)
         importer = ImageImporter(content: content, scratchRoot: config.root + "/content/scratch")
         moveVolumesIntoNamespaces()
     }

@@ -12,6 +12,8 @@ public struct DaemonConfig: Sendable {
     public var runtime: String
     /// "overlay" (falls back to copying when the mount fails) or "copy".
     public var snapshotter = "overlay"
+    /// The most one image layer may unpack to (a gzip bomb stops here).
+    public var maxLayerBytes = 16 << 30
 
     public var socketPath: String { socket ?? state + "/scontainerd.sock" }
 

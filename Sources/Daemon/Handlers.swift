@@ -146,6 +146,8 @@ struct Handlers {
             try reply(Calls.ContainerUpdate.self) { p in daemon.info(try daemon.updateContainer(try daemon.row(ns, p.id), p)) }
         case .containerStats:
             try reply(Calls.ContainerStats.self) { p in try daemon.stats(try daemon.row(ns, p.id)) }
+        case .systemPrune:
+            try reply(Calls.SystemPrune.self) { p in try daemon.prune(ns, p) }
         case .containerCopy:
             try reply(Calls.ContainerCopy.self) { p in try daemon.copy(try daemon.row(ns, p.id), p); return Empty() }
         case .containerTop:

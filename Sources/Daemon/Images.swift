@@ -39,18 +39,21 @@ extension Daemon {
     func importImages(_ ns: String, _ params: ImportParams, progress: (ImportProgress) -> Void) throws -> [ImageInfo] {
         try Validate.labels(params.labels)
         guard params.path.hasPrefix("/") else { throw APIError.params("params.path: an absolute path on the daemon's host") }
-        let report: (String) -> Void = { progress(Daemon.progress($0)) }
         var result: [ImageInfo] = []
         do {
-            for image in try importer.importImages(from: params.path, progress: report) {
-                try snapshots.prepare(image, progress: report)
-                let name = image.name ?? image.manifestDigest
-                try metadata.putImage(ns, name: name, manifestDigest: image.manifestDigest, labels: params.labels ?? [:],
-                                      event: EventDraft(namespace: ns, type: .image, action: .import, id: image.manifestDigest, attributes: ["name": name]))
-                let row = Metadata.ImageRow(namespace: ns, name: name, manifestDigest: image.manifestDigest, created: Timestamp.now(), labels: params.labels ?? [:])
-                result.append(imageInfo(image, row))
+            try storeLock.withImport {
+                for image in try importer.importImages(from: params.path, progress: { progress(Daemon.progress($0)) }) {
+                    try snapshots.prepare(image, progress: { progress(Daemon.progress($0)) })
+                    let name = image.name ?? image.manifestDigest
+                    try metadata.putImage(ns, name: name, manifestDigest: image.manifestDigest, labels: params.labels ?? [:],
+                                          event: EventDraft(namespace: ns, type: .image, action: .import, id: image.manifestDigest, attributes: ["name": name]))
+                    let row = Metadata.ImageRow(namespace: ns, name: name, manifestDigest: image.manifestDigest, created: Timestamp.now(), labels: params.labels ?? [:])
+                    result.append(imageInfo(image, row))
+                }
             }
         } catch let e as ImageError {
+            // What the failed import wrote (blobs, a half-unpacked layer) goes again.
+            logged("collect what the failed import left") { try collectGarbage() }
             throw APIError(.invalidImage, e.description)
         }
         return result
@@ -81,14 +84,7 @@ extension Daemon {
             throw APIError.conflict("image \(row.name) is used by container \(user.name)")
         }
         _ = try metadata.removeImage(ns, name: row.name, event: EventDraft(namespace: ns, type: .image, action: .remove, id: image.manifestDigest, attributes: ["name": row.name]))
-        // Snapshots no image of any namespace refers to any more go; shared layers stay.
-        var remaining: [StoredImage] = []
-        for other in try metadata.images(nil) {
-            do { remaining.append(try storedImage(manifestDigest: other.manifestDigest, name: other.name)) } catch {
-                log.error("image \(other.name) in \(other.namespace): its manifest or config is unreadable: \(error)")
-                return
-            }
-        }
-        for dir in snapshots.unused(keeping: remaining) { Snapshotter.removeTree(dir) }
+        // Blobs and snapshots no image of any namespace refers to any more go; shared ones stay.
+        logged("collect the image's content") { try collectGarbage() }
     }
 }

@@ -14,11 +14,15 @@ public struct LayerUnpacker {
 
     public let root: String
     public let whiteouts: Whiteouts
+    /// The most bytes of file data a layer may unpack to: checked against each entry's declared
+    /// size before it is written, so a small compressed bomb fails at once.
+    public let maxBytes: Int
     private let rootFD: Int32
 
-    public init(root: String, whiteouts: Whiteouts = .overlay) throws {
+    public init(root: String, whiteouts: Whiteouts = .overlay, maxBytes: Int = .max) throws {
         self.root = root
         self.whiteouts = whiteouts
+        self.maxBytes = maxBytes
         rootFD = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if rootFD < 0 { throw ImageError("open \(root): \(String(cString: strerror(errno)))") }
     }
@@ -55,6 +59,9 @@ public struct LayerUnpacker {
                 }
                 directories.append((components.joined(separator: "/"), entry))
             case .file, .other:
+                guard entry.size <= maxBytes - written else {
+                    throw ImageError("layer unpacks to more than \(maxBytes) bytes (at \(entry.path)): over the store's limit for a layer")
+                }
                 removeExisting(parent, name)
                 let fd = openat(parent, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
                 if fd < 0 { throw fail("create", entry.path) }

@@ -8,10 +8,13 @@ public final class Snapshotter: @unchecked Sendable {
     public let root: String
     private let content: ContentStore
     private let lock = NSLock()
+    /// The most bytes of file data one layer may unpack to (see LayerUnpacker.maxBytes).
+    public let maxLayerBytes: Int
 
-    public init(root: String, content: ContentStore) throws {
+    public init(root: String, content: ContentStore, maxLayerBytes: Int = .max) throws {
         self.root = root
         self.content = content
+        self.maxLayerBytes = maxLayerBytes
         try FileManager.default.createDirectory(atPath: root + "/.scratch", withIntermediateDirectories: true)
     }
 
@@ -51,7 +54,7 @@ public final class Snapshotter: @unchecked Sendable {
             var source: ByteSource = try FileSource(path: blob)
             if FileSource.peek(blob, count: 2) == [0x1f, 0x8b] { source = try GzipSource(source) }
             let hashing = HashingSource(source)
-            let unpacker = try LayerUnpacker(root: scratch)
+            let unpacker = try LayerUnpacker(root: scratch, maxBytes: maxLayerBytes)
             defer { unpacker.close() }
             try unpacker.unpack(TarReader(hashing))
             let actual = try hashing.digest()
@@ -71,7 +74,7 @@ public final class Snapshotter: @unchecked Sendable {
     /// A container rootfs without overlayfs: every layer of the image unpacked in order into
     /// `dir`, whiteouts applied. Costs a full copy per container; used where overlay cannot mount.
     public func materialize(_ image: StoredImage, into dir: String) throws {
-        let unpacker = try LayerUnpacker(root: dir, whiteouts: .apply)
+        let unpacker = try LayerUnpacker(root: dir, whiteouts: .apply, maxBytes: maxLayerBytes)
         defer { unpacker.close() }
         for layer in image.manifest.layers {
             let blob = try content.path(layer.digest)

@@ -197,3 +197,27 @@ struct NamespaceCommand: ParsableCommand {
         func run() throws { for n in try daemonCall({ try global.client.call(Calls.NamespaceList.self, Empty()) }).namespaces { print(n) } }
     }
 }
+
+struct SystemCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "system", abstract: "Manage the daemon's store.", subcommands: [Prune.self])
+
+    struct Prune: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove stopped containers, unused images and (with --volumes) volumes, then unreferenced content.")
+        @OptionGroup var global: GlobalOptions
+        @Flag(name: .shortAndLong, help: "Remove every image no container uses, not only unnamed ones.") var all = false
+        @Flag(help: "Prune volumes no container uses.") var volumes = false
+        @Flag(name: .shortAndLong, help: "Do not prompt for confirmation.") var force = false
+
+        func run() throws {
+            if !force {
+                print("WARNING! This will remove all stopped containers\(all ? ", all images without a container" : ", unnamed images")\(volumes ? ", unused volumes" : ""). Are you sure you want to continue? [y/N] ", terminator: "")
+                guard readLine()?.lowercased().hasPrefix("y") == true else { return }
+            }
+            let r = try daemonCall { try global.client.call(Calls.SystemPrune.self, PruneParams(all: all ? true : nil, volumes: volumes ? true : nil)) }
+            for (title, items) in [("Deleted Containers:", r.containersDeleted), ("Deleted Images:", r.imagesDeleted), ("Deleted Volumes:", r.volumesDeleted)] where !items.isEmpty {
+                print(title + "\n" + items.joined(separator: "\n") + "\n")
+            }
+            print("Total reclaimed space: \(StatsText.bytes(UInt64(max(0, r.spaceReclaimed))))")
+        }
+    }
+}

@@ -21,6 +21,7 @@ struct Scontainerd: ParsableCommand {
     @Option(help: "The sshim binary (default: beside scontainerd).") var shim: String?
     @Option(help: "The OCI runtime (default: srunc beside scontainerd).") var runtime: String?
     @Option(help: "overlay (falls back to copying where it cannot mount) or copy.") var snapshotter = "overlay"
+    @Option(help: "The most bytes one image layer may unpack to (e.g. 512m, 16g).") var maxLayerSize = "16g"
     @Option(help: "The daemon's log file (default ROOT/scontainerd.log).") var logFile: String?
     @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
 
@@ -30,6 +31,7 @@ struct Scontainerd: ParsableCommand {
         }
         guard ["overlay", "copy"].contains(snapshotter) else { throw ValidationError("--snapshotter is overlay or copy, got \(snapshotter)") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level: \(logLevel) is not a level") }
+        guard Self.bytes(maxLayerSize) != nil else { throw ValidationError("--max-layer-size: a size such as 512m or 16g, got \(maxLayerSize)") }
     }
 
     func run() throws {
@@ -41,6 +43,7 @@ struct Scontainerd: ParsableCommand {
         if let shim { config.shim = shim }
         if let runtime { config.runtime = runtime }
         config.snapshotter = snapshotter
+        config.maxLayerBytes = Self.bytes(maxLayerSize)!
         // Stop signals go to one thread that removes the socket and exits; blocked before any
         // other thread exists, so none of them ever takes the signal.
         var stopSignals = sigset_t()
@@ -82,6 +85,20 @@ struct Scontainerd: ParsableCommand {
 }
 
 /// The store checked against itself (the daemon stopped): exit 1 and a line per problem.
+extension Scontainerd {
+    /// "512m", "16g", "1048576": bytes (k, m, g, t are powers of 1024).
+    static func bytes(_ text: String) -> Int? {
+        var digits = text.lowercased()
+        var scale = 1
+        if let unit = digits.last, let power = ["k": 1, "m": 2, "g": 3, "t": 4][String(unit)] {
+            scale = 1 << (10 * power)
+            digits.removeLast()
+        }
+        guard let n = Int(digits), n > 0, n <= Int.max / scale else { return nil }
+        return n * scale
+    }
+}
+
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Check the store: blobs against digests, records against disk.")
     @Argument(help: "The daemon's root.") var root = "/var/lib/scontainerd"

@@ -6,7 +6,7 @@ import Testing
 enum TestImages {
     static let dir: String = {
         let path = NSTemporaryDirectory() + "srunc-test-images"
-        if FileManager.default.fileExists(atPath: path + "/size-lie.tar") { return path }
+        if FileManager.default.fileExists(atPath: path + "/bomb.tar") { return path }
         let partial = path + ".\(getpid())"
         let r = try! execute("/usr/bin/python3", [RuntimeUnderTest.packageRoot + "/spec-fixtures/build-test-images.py", Fixtures.rootfs, partial])
         precondition(r.code == 0, "test images: \(r.stderr)")

@@ -1,0 +1,51 @@
+import Foundation
+import Testing
+
+/// The store's garbage collection and limits (issue 14): nothing outlives the images that
+/// name it, and a layer that unpacks to too much is refused with nothing left.
+@Suite("store")
+struct StorageTests {
+    /// Entries of a store directory, without the empty scratch and ingest areas.
+    static func entries(_ dir: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { name in
+            guard name == ".scratch" else { return true }
+            return !((try? FileManager.default.contentsOfDirectory(atPath: dir + "/" + name))?.isEmpty ?? true)
+        }
+    }
+
+    @Test("after rmi of every image and system prune, no blob or snapshot is left")
+    func pruneEmptiesTheStore() throws {
+        let d = try DaemonInstance()
+        defer { d.stop() }
+        #expect(try d.importImage("layered-oci.tar").code == 0)
+        #expect(try d.importImage("base-oci.tar").code == 0)
+        #expect(try d.run(["--name", "used"], "test/layered:oci", ["true"]).code == 0)
+        let root = d.dir + "/root"
+        #expect(!Self.entries(root + "/content/blobs/sha256").isEmpty && !Self.entries(root + "/snapshots").isEmpty)
+        let refused = try d.sctr(["rmi", "test/layered:oci"])
+        #expect(refused.code != 0, "a container still uses it")
+        let pruned = try d.sctr(["system", "prune", "-f"])
+        #expect(pruned.code == 0 && pruned.stdout.contains("Deleted Containers:"), "\(pruned)")
+        #expect(try d.sctr(["rmi", "test/layered:oci", "test/base:1"]).code == 0)
+        // rmi collects already; prune finds nothing more to do.
+        #expect(Self.entries(root + "/content/blobs/sha256") == [] && Self.entries(root + "/snapshots") == [])
+        #expect(try d.sctr(["system", "prune", "-f", "--all", "--volumes"]).code == 0)
+        #expect(Self.entries(root + "/content/blobs/sha256") == [] && Self.entries(root + "/snapshots") == [])
+        #expect(Self.entries(root + "/content/ingest") == [])
+    }
+
+    @Test("a layer that unpacks past --max-layer-size is refused; nothing of it stays")
+    func layerSizeLimit() throws {
+        let d = try DaemonInstance(["--max-layer-size", "64m"])
+        defer { d.stop() }
+        let r = try d.importImage("bomb.tar")
+        #expect(r.code != 0 && r.stderr.contains("more than \(64 << 20) bytes"), "\(r)")
+        let root = d.dir + "/root"
+        #expect(Self.entries(root + "/content/blobs/sha256") == [] && Self.entries(root + "/snapshots") == [])
+        #expect(try d.sctr(["images", "-q"]).stdout.isEmpty)
+        // The same archive under a limit it fits.
+        let roomy = try DaemonInstance(["--max-layer-size", "256m"])
+        defer { roomy.stop() }
+        #expect(try roomy.importImage("bomb.tar").code == 0)
+    }
+}
