@@ -91,6 +91,8 @@ public struct CreateOptions: Codable, Sendable, Equatable {
     public var seccompProfile: Seccomp?
     /// The process may not gain privileges through setuid files (`no-new-privileges`).
     public var noNewPrivileges: Bool?
+    /// A small init as PID 1 that reaps orphans and forwards signals (docker's `--init`).
+    public var `init`: Bool?
     public var restart: RestartPolicy?
     /// Remove the container when it exits (docker's `--rm` with `-d`).
     public var autoRemove: Bool?

@@ -33,7 +33,9 @@ public struct ImportParams: Codable, Sendable {
     public var path: String
     /// Labels for every image imported.
     public var labels: [String: String]?
-    public init(path: String, labels: [String: String]? = nil) { self.path = path; self.labels = labels }
+    /// The name for the image (docker's `import … REPOSITORY[:TAG]`): the source must hold one.
+    public var name: String?
+    public init(path: String, labels: [String: String]? = nil, name: String? = nil) { self.path = path; self.labels = labels; self.name = name }
 }
 
 /// How far an import is.

@@ -20,8 +20,8 @@ struct BundleBuilder {
         let run = image.config ?? ImageConfiguration.RunConfig()
         let entrypoint = options.entrypoint ?? run.Entrypoint ?? []
         let cmd = options.cmd ?? (options.entrypoint != nil ? [] : run.Cmd ?? [])
-        let args = entrypoint + cmd
-        guard !args.isEmpty else { throw APIError.params("no command: the image has no Entrypoint or Cmd, and none was given") }
+        let args = (options.`init` == true ? [BundleBuilder.initPath, "--"] : []) + entrypoint + cmd
+        guard args.count > (options.`init` == true ? 2 : 0) else { throw APIError.params("no command: the image has no Entrypoint or Cmd, and none was given") }
         var process = spec.process!
         process.args = args
         process.terminal = options.tty == true
@@ -102,6 +102,9 @@ struct BundleBuilder {
                           fileMode: UInt32(st.st_mode & 0o7777), uid: st.st_uid, gid: st.st_gid)
         }
     }
+
+    /// Where `--init` binds the init binary, as docker does.
+    static let initPath = "/sbin/docker-init"
 
     /// The capabilities in the daemon's own bounding set: what `--cap-add ALL` can grant here.
     static let hostCapabilities: [String] = {

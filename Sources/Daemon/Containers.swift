@@ -52,7 +52,12 @@ extension Daemon {
         for text in options.volumes ?? [] {
             let v = try VolumeSpec(parsing: text)
             if v.isBind {
-                guard FileManager.default.fileExists(atPath: v.source) else { throw APIError.params("volumes: bind source \(v.source) does not exist") }
+                // As docker's -v: a missing host directory is made.
+                if !FileManager.default.fileExists(atPath: v.source) {
+                    do { try FileManager.default.createDirectory(atPath: v.source, withIntermediateDirectories: true) } catch {
+                        throw APIError.params("volumes: bind source \(v.source) cannot be created: \(error)")
+                    }
+                }
                 mounts.append((v.source, v.destination, v.readOnly))
             } else {
                 try ensureVolume(ns, v.source)
@@ -64,6 +69,10 @@ extension Daemon {
             let dir = containerDir(id) + "/volumes/\(n)"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             mounts.append((dir, destination, false))
+        }
+        if options.`init` == true {
+            guard let binary = config.initBinary else { throw APIError.precondition("init: no init binary here (tini-static or catatonit)") }
+            mounts.append((binary, BundleBuilder.initPath, true))
         }
         let spec = try BundleBuilder(options: options, image: image.config, id: id, rootfs: rootfsDir(id), mounts: mounts).spec()
         let encoder = JSONEncoder()

@@ -14,6 +14,10 @@ public struct DaemonConfig: Sendable {
     public var snapshotter = "overlay"
     /// The most one image layer may unpack to (a gzip bomb stops here).
     public var maxLayerBytes = 16 << 30
+    /// A static init for `--init` containers (bound in read-only): Debian's tini-static
+    /// (docker.io's docker-init) or catatonit (podman's).
+    public var initBinary: String? = ["/usr/bin/tini-static", "/usr/bin/catatonit", "/usr/libexec/podman/catatonit"]
+        .first { FileManager.default.isExecutableFile(atPath: $0) }
 
     public var socketPath: String { socket ?? state + "/scontainerd.sock" }
 

@@ -39,12 +39,18 @@ extension Daemon {
     func importImages(_ ns: String, _ params: ImportParams, progress: (ImportProgress) -> Void) throws -> [ImageInfo] {
         try Validate.labels(params.labels)
         guard params.path.hasPrefix("/") else { throw APIError.params("params.path: an absolute path on the daemon's host") }
+        let given: String?
+        do { given = try params.name.map { try ImageReference.normalize($0) } } catch { throw APIError.params("params.name: \(error)") }
         var result: [ImageInfo] = []
         do {
             try storeLock.withImport {
-                for image in try importer.importImages(from: params.path, progress: { progress(Daemon.progress($0)) }) {
+                let images = try importer.importImages(from: params.path, progress: { progress(Daemon.progress($0)) })
+                if given != nil && Set(images.map(\.manifestDigest)).count > 1 {
+                    throw APIError.params("params.name: \(params.path) holds \(images.count) images; a name fits one")
+                }
+                for image in given != nil ? Array(images.prefix(1)) : images {
                     try snapshots.prepare(image, progress: { progress(Daemon.progress($0)) })
-                    let name = image.name ?? image.manifestDigest
+                    let name = given ?? image.name ?? image.manifestDigest
                     try metadata.putImage(ns, name: name, manifestDigest: image.manifestDigest, labels: params.labels ?? [:],
                                           event: EventDraft(namespace: ns, type: .image, action: .import, id: image.manifestDigest, attributes: ["name": name]))
                     let row = Metadata.ImageRow(namespace: ns, name: name, manifestDigest: image.manifestDigest, created: Timestamp.now(), labels: params.labels ?? [:])

@@ -57,8 +57,10 @@ public struct ImageImporter {
         let index = try decode(ImageIndex.self, layout.data("index.json"), what: "index.json")
         var images: [StoredImage] = []
         for descriptor in index.manifests {
-            let name = try (descriptor.annotations?["io.containerd.image.name"] ?? descriptor.annotations?["org.opencontainers.image.ref.name"])
-                .map { try ImageImporter.normalize($0) }
+            // containerd's annotation is a whole name; the spec's ref.name is often a bare tag
+            // (skopeo's oci:DIR:bookworm), which names no repository: unnamed, unless given one.
+            let refName = descriptor.annotations?["org.opencontainers.image.ref.name"].flatMap { $0.contains(":") || $0.contains("/") ? $0 : nil }
+            let name = try (descriptor.annotations?["io.containerd.image.name"] ?? refName).map { try ImageImporter.normalize($0) }
             let chosen = try selectManifest(descriptor, layout: layout, depth: 0)
             images.append(try storeImage(manifestDescriptor: chosen, name: name, progress: progress) { digest, expectedSize in
                 try layout.source(blob: digest, size: expectedSize)
@@ -145,7 +147,10 @@ public struct ImageImporter {
             }
             let manifest = ImageManifest(config: Descriptor(mediaType: MediaType.config, digest: configDigest, size: Int64(configData.count)),
                                          layers: layers)
-            let manifestData = try JSONEncoder().encode(manifest)
+            // Sorted keys: the same archive gives the same manifest, so the same image id.
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            let manifestData = try encoder.encode(manifest)
             let manifestDigest = try content.ingest(data: manifestData)
             let names = try (entry.RepoTags ?? []).map { try ImageImporter.normalize($0) }
             let stored = StoredImage(name: names.first, manifestDigest: manifestDigest, manifest: manifest, config: config)

@@ -39,12 +39,13 @@ struct Import: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Option(name: [.customShort("l"), .long], help: "Set metadata on the images (KEY=VALUE).") var label: [String] = []
     @Argument(help: "The layout directory or archive, on the daemon's host.") var path: String
+    @Argument(help: "A name for the image (REPOSITORY[:TAG]); the source must hold one image.") var name: String?
 
     func run() throws {
         let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
         let bar = isatty(2) != 0
         let result = try daemonCall {
-            try global.client.call(Calls.ImageImport.self, ImportParams(path: absolute, labels: LabelFlags.parse(label))) { line in
+            try global.client.call(Calls.ImageImport.self, ImportParams(path: absolute, labels: LabelFlags.parse(label), name: name)) { line in
                 guard let p = line.notice(ImportProgress.self) else { return }
                 FileHandle.standardError.write(Data((bar ? "\r\u{1b}[K" + Import.bar(p) : p.message + "\n").utf8))
             }

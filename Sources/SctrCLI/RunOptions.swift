@@ -34,6 +34,7 @@ struct ContainerOptions: ParsableArguments {
     @Option(help: "Add Linux capabilities.") var capAdd: [String] = []
     @Option(help: "Drop Linux capabilities.") var capDrop: [String] = []
     @Flag(help: "Give extended privileges to this container.") var privileged = false
+    @Flag(name: .customLong("init"), help: "Run an init inside the container that forwards signals and reaps processes.") var runInit = false
     @Option(help: "Security options: seccomp=unconfined, seccomp=PROFILE.json (linux.seccomp's shape), no-new-privileges[=true|false].")
     var securityOpt: [String] = []
     @Option(help: "Restart policy: no, on-failure[:max-retries], always, unless-stopped.") var restart: String?
@@ -81,6 +82,7 @@ struct ContainerOptions: ParsableArguments {
         o.capAdd = capAdd.isEmpty ? nil : capAdd
         o.capDrop = capDrop.isEmpty ? nil : capDrop
         o.privileged = privileged ? true : nil
+        o.`init` = runInit ? true : nil
         try SecurityOptions.apply(securityOpt, to: &o)
         o.restart = try restart.map { try RestartPolicy(parsing: $0) }
         o.cgroupParent = cgroupParent

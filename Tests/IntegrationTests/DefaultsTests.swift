@@ -90,4 +90,17 @@ struct DefaultsTests {
         let unconfined = try d.run(["--rm", "--security-opt", "seccomp=unconfined"], DebianImage.reference, ["unshare", "-U", "true"])
         #expect(unconfined.code == 0, "\(unconfined)")
     }
+
+    @Test("--init runs docker-init as PID 1; -v makes a missing host directory")
+    func initAndBindSources() throws {
+        let d = try DaemonInstance()
+        defer { d.stop() }
+        #expect(try d.importImage("layered-oci.tar").code == 0)
+        let r = try d.run(["--rm", "--init"], Self.image, ["sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; echo; echo $$"])
+        #expect(r.code == 0 && r.stdout.hasPrefix("/sbin/docker-init -- sh -c") && !r.stdout.hasSuffix("\n1\n"), "\(r)")
+        let source = d.dir + "/made/by/run"
+        let bind = try d.run(["--rm", "-v", source + ":/data"], Self.image, ["sh", "-c", "echo kept > /data/f"])
+        #expect(bind.code == 0, "\(bind)")
+        #expect((try? String(contentsOfFile: source + "/f", encoding: .utf8)) == "kept\n")
+    }
 }

@@ -48,4 +48,21 @@ struct StorageTests {
         defer { roomy.stop() }
         #expect(try roomy.importImage("bomb.tar").code == 0)
     }
+
+    @Test("the same docker-archive gives the same image id every time; import names what it is given")
+    func stableIdsAndNames() throws {
+        let d = try DaemonInstance()
+        defer { d.stop() }
+        #expect(try d.importImage("layered-docker.tar").code == 0)
+        let first = try d.sctr(["images", "--format", "{{.Digest}}"]).stdout
+        #expect(first.hasPrefix("sha256:"))
+        #expect(try d.importImage("layered-docker.tar").code == 0)
+        #expect(try d.sctr(["images", "--format", "{{.Digest}}"]).stdout == first, "importing again changed the id")
+        let other = try DaemonInstance()
+        defer { other.stop() }
+        #expect(try other.importImage("layered-docker.tar").code == 0)
+        #expect(try other.sctr(["images", "--format", "{{.Digest}}"]).stdout == first, "another daemon, another id")
+        let named = try d.sctr(["import", TestImages.dir + "/base-oci.tar", "mine/base:v1"])
+        #expect(named.code == 0 && named.stdout.contains("docker.io/mine/base:v1"), "\(named)")
+    }
 }
