@@ -95,10 +95,10 @@ enum HostCleanup {
         }
     }
 
-    /// Gives processes naming `marker` up to two seconds to exit on their own (a shim winds
+    /// Gives processes naming `marker` up to ten seconds to exit on their own (a shim winds
     /// down after its last task is deleted); the ones still there.
     static func lingering(mentioning marker: String) -> [pid_t] {
-        _ = try? eventually("processes naming \(marker) exit", seconds: 2) { processes(mentioning: marker).isEmpty }
+        _ = try? eventually("processes naming \(marker) exit", seconds: 10) { processes(mentioning: marker).isEmpty }
         return processes(mentioning: marker)
     }
 

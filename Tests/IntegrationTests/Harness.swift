@@ -158,10 +158,10 @@ final class TestBundle: @unchecked Sendable {
     }
 
     /// Polls `state` until the status is `want` (or a missing container when `want` is ""),
-    /// for up to about four seconds; returns the last status seen.
+    /// giving up after 30 s (a deadline for a failure, not a wait); returns the last status seen.
     func waitForStatus(_ want: String) async throws -> String {
         var status = ""
-        _ = try? eventually("status \(want)", seconds: 4) {
+        _ = try? eventually("status \(want)", seconds: 30) {
             status = (try state()?["status"] as? String) ?? ""
             return status == want
         }
