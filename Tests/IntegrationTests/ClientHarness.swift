@@ -6,15 +6,19 @@ import Testing
 /// spec-fixtures/build-oci-image.sh (into a temporary name, then renamed into place).
 enum ImageFixture {
     static let reference = "docker.io/library/busybox:srunc"
-    static let archive: String = {
-        let path = NSTemporaryDirectory() + "srunc-fixture-image.tar"
-        if FileManager.default.fileExists(atPath: path) { return path }
-        let partial = path + ".\(getpid())"
-        let r = try! execute("/bin/sh", [RuntimeUnderTest.packageRoot + "/spec-fixtures/build-oci-image.sh", partial])
-        precondition(r.code == 0, "image fixture build failed: \(r.stderr)")
-        rename(partial, path)
-        return path
-    }()
+    static let archive = cachedImageArchive("srunc-fixture-image.tar", script: "build-oci-image.sh")
+}
+
+/// An image archive a spec-fixtures script builds, once per machine: kept in the temp
+/// directory, renamed into place whole, so a half-built one is never used.
+func cachedImageArchive(_ name: String, script: String) -> String {
+    let path = NSTemporaryDirectory() + name
+    if FileManager.default.fileExists(atPath: path) { return path }
+    let partial = path + ".\(getpid())"
+    let r = try! execute("/bin/sh", [RuntimeUnderTest.packageRoot + "/spec-fixtures/" + script, partial])
+    precondition(r.code == 0, "\(script) failed: \(r.stderr)")
+    rename(partial, path)
+    return path
 }
 
 /// What a client (containerd, podman) left on the host, found and removed after its test: the

@@ -4,15 +4,7 @@ import Testing
 /// A Debian 12 image (debootstrap from Debian's mirror), built once per machine and kept.
 enum DebianImage {
     static let reference = "debian:srunc"
-    static let archive: String = {
-        let path = NSTemporaryDirectory() + "srunc-debian-image.tar"
-        if FileManager.default.fileExists(atPath: path) { return path }
-        let partial = path + ".\(getpid())"
-        let r = try! execute("/bin/sh", [RuntimeUnderTest.packageRoot + "/spec-fixtures/build-debian-image.sh", partial])
-        precondition(r.code == 0, "Debian image build failed: \(r.stderr)")
-        rename(partial, path)
-        return path
-    }()
+    static let archive = cachedImageArchive("srunc-debian-image.tar", script: "build-debian-image.sh")
 }
 
 /// docker's defaults for sctr containers (issue 14): capabilities, the seccomp filter, masked
