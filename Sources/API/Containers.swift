@@ -93,6 +93,8 @@ public struct CreateOptions: Codable, Sendable, Equatable {
     public var noNewPrivileges: Bool?
     /// A small init as PID 1 that reaps orphans and forwards signals (docker's `--init`).
     public var `init`: Bool?
+    /// A health check replacing the image's (`test` `["NONE"]` turns it off).
+    public var healthcheck: HealthcheckOptions?
     public var restart: RestartPolicy?
     /// Remove the container when it exits (docker's `--rm` with `-d`).
     public var autoRemove: Bool?
@@ -210,6 +212,8 @@ public struct ContainerInfo: Codable, Sendable {
     public var config: CreateOptions
     /// Why the last run ended abnormally: its shim died and the container was killed (exit code 255).
     public var error: String?
+    /// With a health check: its status and last results.
+    public var health: HealthInfo?
 
     public init(id: String, name: String, namespace: String, image: String, imageDigest: String, status: ContainerStatus, pid: Int,
                 exitCode: Int?, exitSignal: Int?, oomKilled: Bool, restartCount: Int, created: String, startedAt: String?,
@@ -364,4 +368,31 @@ public struct CopyParams: Codable, Sendable {
     public init(id: String, containerPath: String, hostPath: String, toContainer: Bool) {
         self.id = id; self.containerPath = containerPath; self.hostPath = hostPath; self.toContainer = toContainer
     }
+}
+
+/// A health check: `test` is `["CMD", args…]`, `["CMD-SHELL", script]` or `["NONE"]`; seconds.
+public struct HealthcheckOptions: Codable, Sendable, Equatable {
+    public var test: [String]
+    public var interval: Double?
+    public var timeout: Double?
+    public var startPeriod: Double?
+    public var retries: Int?
+    public init(test: [String]) { self.test = test }
+}
+
+/// The last health checks of a running container, as docker's `State.Health`.
+public struct HealthInfo: Codable, Sendable {
+    /// `starting`, `healthy` or `unhealthy`.
+    public var status: String
+    public var failingStreak: Int
+    public var log: [HealthResult]
+    public init(status: String, failingStreak: Int, log: [HealthResult]) { self.status = status; self.failingStreak = failingStreak; self.log = log }
+}
+
+public struct HealthResult: Codable, Sendable {
+    public var start: String
+    public var end: String
+    public var exitCode: Int
+    public var output: String
+    public init(start: String, end: String, exitCode: Int, output: String) { self.start = start; self.end = end; self.exitCode = exitCode; self.output = output }
 }

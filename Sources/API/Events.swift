@@ -5,6 +5,8 @@ public enum EventType: String, Codable, Sendable, CaseIterable { case container,
 /// destroy; images: import, tag, remove; volumes: create, destroy.
 public enum EventAction: String, Codable, Sendable, CaseIterable {
     case create, start, die, restart, pause, unpause, rename, update, destroy, `import`, tag, remove
+    /// A container's health status changed (attribute `healthStatus`).
+    case healthStatus = "health_status"
 }
 
 /// One event. `seq` rises by one per event across restarts of the daemon; a client that

@@ -111,6 +111,7 @@ extension Daemon {
         let fresh = monitored.insert(id).inserted
         lock.unlock()
         guard fresh else { return }
+        watchHealth(id, pid: (try? metadata.container(id: id))?.pid)
         Thread.detachNewThread { [self] in
             let (exit, lost) = waitThroughShim(id)
             lock.lock()
@@ -289,6 +290,7 @@ extension Daemon {
             logged("delete \(c.id) through its shim") { try shim(c.id).call("delete", .object([("force", .bool(true))])) }
         }
         teardown(c.id, cgroupParent: c.options.cgroupParent)
+        setHealth(c.id, nil)
         try metadata.removeContainer(c.id, event: EventDraft(namespace: c.namespace, type: .container, action: .destroy, id: c.id, attributes: ["name": c.name]))
     }
 
@@ -343,6 +345,7 @@ extension Daemon {
                                  created: c.created, startedAt: c.startedAt, finishedAt: c.finishedAt, logPath: logPath(c.id),
                                  bundle: bundleDir(c.id), labels: c.options.labels ?? [:], config: c.options)
         info.error = c.error
+        info.health = healthInfo(c.id)
         return info
     }
 }

@@ -28,6 +28,8 @@ public final class Daemon: @unchecked Sendable {
     var cancelledRestarts = Set<String>()
     /// Imports share the content store; garbage collection has it alone.
     let storeLock = StoreLock()
+    /// The health of each running container with a check (see Health.swift).
+    var health: [String: HealthInfo] = [:]
     static let version = "0.2.0"
 
     public init(config: DaemonConfig, log: Logger) throws {

@@ -63,7 +63,17 @@ public struct ImageConfiguration: Codable, Sendable {
         public var Volumes: [String: [String: String]]?
         public var Labels: [String: String]?
         public var StopSignal: String?
+        public var Healthcheck: HealthcheckConfig?
         public init() {}
+    }
+    /// docker's HEALTHCHECK: `Test` is ["NONE"], ["CMD", args…] or ["CMD-SHELL", script];
+    /// durations in nanoseconds.
+    public struct HealthcheckConfig: Codable, Sendable {
+        public var Test: [String]?
+        public var Interval: Int64?
+        public var Timeout: Int64?
+        public var StartPeriod: Int64?
+        public var Retries: Int?
     }
     /// Diff IDs: digests of the uncompressed layers, checked as they unpack.
     public struct RootFS: Codable, Sendable {

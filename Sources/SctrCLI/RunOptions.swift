@@ -35,6 +35,12 @@ struct ContainerOptions: ParsableArguments {
     @Option(help: "Drop Linux capabilities.") var capDrop: [String] = []
     @Flag(help: "Give extended privileges to this container.") var privileged = false
     @Flag(name: .customLong("init"), help: "Run an init inside the container that forwards signals and reaps processes.") var runInit = false
+    @Option(help: "Command to run to check health (a shell command).") var healthCmd: String?
+    @Option(help: "Time between running the check (ms|s|m|h).") var healthInterval: String?
+    @Option(help: "Maximum time to allow one check to run (ms|s|m|h).") var healthTimeout: String?
+    @Option(help: "Start period for the container to initialize before failures count (ms|s|m|h).") var healthStartPeriod: String?
+    @Option(help: "Consecutive failures needed to report unhealthy.") var healthRetries: Int?
+    @Flag(help: "Disable any container-specified HEALTHCHECK.") var noHealthcheck = false
     @Option(help: "Security options: seccomp=unconfined, seccomp=PROFILE.json (linux.seccomp's shape), no-new-privileges[=true|false].")
     var securityOpt: [String] = []
     @Option(help: "Restart policy: no, on-failure[:max-retries], always, unless-stopped.") var restart: String?
@@ -63,6 +69,24 @@ struct ContainerOptions: ParsableArguments {
         for f in envFile where !FileManager.default.isReadableFile(atPath: f) { throw ValidationError("--env-file: cannot read \(f)") }
     }
 
+    /// The health check the flags describe: `--no-healthcheck` is `NONE`; a timing flag alone
+    /// needs the command too (the image's check is replaced whole).
+    func healthcheck() throws -> HealthcheckOptions? {
+        if noHealthcheck { return HealthcheckOptions(test: ["NONE"]) }
+        guard let healthCmd else {
+            if healthInterval != nil || healthTimeout != nil || healthStartPeriod != nil || healthRetries != nil {
+                throw ValidationError("--health-interval, --health-timeout, --health-start-period and --health-retries go with --health-cmd")
+            }
+            return nil
+        }
+        var h = HealthcheckOptions(test: ["CMD-SHELL", healthCmd])
+        h.interval = try healthInterval.map { try Duration.seconds($0, flag: "--health-interval") }
+        h.timeout = try healthTimeout.map { try Duration.seconds($0, flag: "--health-timeout") }
+        h.startPeriod = try healthStartPeriod.map { try Duration.seconds($0, flag: "--health-start-period") }
+        h.retries = healthRetries
+        return h
+    }
+
     func createOptions() throws -> CreateOptions {
         let (image, command) = try imageAndCommand()
         var o = CreateOptions(image: image)
@@ -83,6 +107,7 @@ struct ContainerOptions: ParsableArguments {
         o.capDrop = capDrop.isEmpty ? nil : capDrop
         o.privileged = privileged ? true : nil
         o.`init` = runInit ? true : nil
+        o.healthcheck = try healthcheck()
         try SecurityOptions.apply(securityOpt, to: &o)
         o.restart = try restart.map { try RestartPolicy(parsing: $0) }
         o.cgroupParent = cgroupParent
@@ -90,6 +115,26 @@ struct ContainerOptions: ParsableArguments {
         o.stdin = interactive
         o.labels = LabelFlags.parse(label)
         return o
+    }
+}
+
+/// Go's durations as docker's flags take them: `500ms`, `2s`, `1m30s`, `1h`.
+enum Duration {
+    static func seconds(_ text: String, flag: String) throws -> Double {
+        var total = 0.0, number = ""
+        var rest = Substring(text)
+        guard !rest.isEmpty else { throw ValidationError("\(flag): an empty duration") }
+        while !rest.isEmpty {
+            number = String(rest.prefix { $0.isNumber || $0 == "." })
+            rest = rest.dropFirst(number.count)
+            let unit = String(rest.prefix { $0.isLetter })
+            rest = rest.dropFirst(unit.count)
+            guard let n = Double(number), let scale = ["ms": 0.001, "s": 1, "m": 60, "h": 3600][unit] else {
+                throw ValidationError("\(flag): \(text) is not a duration (such as 500ms, 2s, 1m30s)")
+            }
+            total += n * scale
+        }
+        return total
     }
 }
 

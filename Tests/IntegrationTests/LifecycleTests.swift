@@ -171,4 +171,29 @@ struct LifecycleTests {
         let hosts = try String(contentsOfFile: "/etc/passwd", encoding: .utf8)
         #expect(copied == containers && copied != hosts, "the container's passwd, not the host's")
     }
+
+    @Test("a health check turns unhealthy after its retries and healthy on a success, with events")
+    func healthcheck() throws {
+        let d = try DaemonInstance()
+        defer { d.stop() }
+        #expect(try d.importImage("layered-oci.tar").code == 0)
+        #expect(try d.run(["-d", "--name", "checked", "--health-cmd", "test -f /tmp/ready && echo fine", "--health-interval", "100ms",
+                           "--health-retries", "2"], Self.image, ["sleep", "1000"]).code == 0)
+        func health() throws -> [String: Any] { try d.inspect("checked")["health"] as? [String: Any] ?? [:] }
+        try eventually("unhealthy after two failures") { try health()["status"] as? String == "unhealthy" }
+        #expect(try health()["failingStreak"] as? Int ?? 0 >= 2)
+        #expect(try d.sctr(["exec", "checked", "touch", "/tmp/ready"]).code == 0)
+        try eventually("healthy again") { try health()["status"] as? String == "healthy" }
+        let log = try health()["log"] as? [[String: Any]] ?? []
+        #expect(log.last?["exitCode"] as? Int == 0 && log.last?["output"] as? String == "fine\n", "\(log)")
+        let out = d.dir + "/events.out"
+        let events = try spawn(DaemonInstance.binDir + "/sctr", ["events", "--since", "0", "--filter", "action=health_status", "--format", "json"],
+                               env: ["SCONTAINERD_SOCKET": d.socketPath], stdout: out, stderr: out)
+        defer { kill(events, SIGKILL); waitForExit(events) }
+        try eventually("both health events") {
+            let text = Self.read(out)
+            return text.contains("\"healthStatus\":\"unhealthy\"") && text.contains("\"healthStatus\":\"healthy\"")
+        }
+        #expect(try d.run(["--rm", "--health-interval", "1s"], Self.image, ["true"]).code == 125, "timings without a command are refused")
+    }
 }
