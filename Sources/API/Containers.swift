@@ -396,3 +396,22 @@ public struct HealthResult: Codable, Sendable {
     public var output: String
     public init(start: String, end: String, exitCode: Int, output: String) { self.start = start; self.end = end; self.exitCode = exitCode; self.output = output }
 }
+
+/// What a container changed in its image: `A` added, `C` changed, `D` deleted.
+public struct ContainerChanges: Codable, Sendable {
+    public struct Change: Codable, Sendable, Equatable {
+        public var kind: String
+        public var path: String
+        public init(kind: String, path: String) { self.kind = kind; self.path = path }
+    }
+    public var changes: [Change]
+    public init(changes: [Change]) { self.changes = changes }
+}
+
+/// Where `container.export` writes the container's filesystem as a tar.
+public struct ExportParams: Codable, Sendable {
+    public var id: String
+    /// Absolute, on the daemon's host.
+    public var hostPath: String
+    public init(id: String, hostPath: String) { self.id = id; self.hostPath = hostPath }
+}

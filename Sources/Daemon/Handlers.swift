@@ -148,6 +148,10 @@ struct Handlers {
             try reply(Calls.ContainerStats.self) { p in try daemon.stats(try daemon.row(ns, p.id)) }
         case .systemPrune:
             try reply(Calls.SystemPrune.self) { p in try daemon.prune(ns, p) }
+        case .containerDiff:
+            try reply(Calls.ContainerDiff.self) { p in try daemon.diff(try daemon.row(ns, p.id)) }
+        case .containerExport:
+            try reply(Calls.ContainerExport.self) { p in try daemon.export(try daemon.row(ns, p.id), to: p.hostPath); return Empty() }
         case .containerCopy:
             try reply(Calls.ContainerCopy.self) { p in try daemon.copy(try daemon.row(ns, p.id), p); return Empty() }
         case .containerTop:

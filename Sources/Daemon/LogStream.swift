@@ -49,7 +49,7 @@ struct LogStream {
     private func nextRun(after pid: Int?) -> Int? {
         var seen = daemon.events.currentGeneration
         while let c = try? daemon.metadata.container(id: container.id) {
-            if c.status.isLive && c.pid != pid { return c.pid ?? 0 }
+            if c.status.isLive && c.pid != pid { return c.pid }
             if c.status == .exited || c.status == .created {
                 daemon.lock.lock(); let watching = daemon.monitored.contains(c.id); daemon.lock.unlock()
                 if !watching { return nil }

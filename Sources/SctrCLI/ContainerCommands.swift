@@ -25,7 +25,7 @@ struct Start: ParsableCommand {
         // A created container is attached before it starts; a stopped one gets a new shim at
         // start, so it is attached just after (its first output may precede the attach).
         let again = info.status == .exited
-        if again { try daemonCall(code: 1) { try client.call(Calls.ContainerStart.self, ContainerParams(id: info.id)) } }
+        if again { _ = try daemonCall(code: 1) { try client.call(Calls.ContainerStart.self, ContainerParams(id: info.id)) } }
         throw CLIExit(code: try Attached.run(client: client, id: info.id, tty: info.config.tty == true, stdin: interactive, start: !again))
     }
 }
@@ -72,9 +72,9 @@ enum Attached {
         let socket = try daemonCall(code: 1) { try client.connect() }
         defer { socket.close() }
         let session = StreamSession(client: client, socket: socket, tty: tty, stdin: stdin, requestID: 1)
-        try daemonCall(code: 1) { try client.call(Calls.ContainerAttach.self, ContainerParams(id: id), on: socket) }
+        _ = try daemonCall(code: 1) { try client.call(Calls.ContainerAttach.self, ContainerParams(id: id), on: socket) }
         session.sendTerminalSize(waitForReply: true)
-        if start { try daemonCall(code: 1) { try client.call(Calls.ContainerStart.self, ContainerParams(id: id)) } }
+        if start { _ = try daemonCall(code: 1) { try client.call(Calls.ContainerStart.self, ContainerParams(id: id)) } }
         return session.relay(sizeSent: true)
     }
 }
@@ -265,7 +265,7 @@ struct Logs: ParsableCommand {
         defer { socket.close() }
         var out = OutputBuffer()
         defer { out.flush() }
-        try daemonCall {
+        _ = try daemonCall {
             try client.call(Calls.ContainerLogs.self, params, on: socket) { line in
                 // Read straight from the parsed line: a log may hold millions of records.
                 guard let record = line.value["log"] else { return }

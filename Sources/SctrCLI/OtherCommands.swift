@@ -145,7 +145,7 @@ struct Events: ParsableCommand {
         let socket = try daemonCall { try client.connect() }
         defer { socket.close() }
         let output = Listing(format: format)
-        try daemonCall { try client.call(Calls.EventsSubscribe.self, SubscribeParams(since: from, filters: try Filter.parse(filter)), on: socket) }
+        _ = try daemonCall { try client.call(Calls.EventsSubscribe.self, SubscribeParams(since: from, filters: try Filter.parse(filter)), on: socket) }
         while let bytes = socket.readLine() {
             guard let line = ServerLine(bytes), let e = line.notice(API.Event.self) else { continue }
             if format == nil {

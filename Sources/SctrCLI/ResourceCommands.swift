@@ -140,3 +140,35 @@ struct Copy: ParsableCommand {
         }
     }
 }
+
+struct Diff: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Inspect changes to files or directories on a container's filesystem.")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The container.") var container: String
+    func run() throws {
+        for c in try global.client.call(Calls.ContainerDiff.self, ContainerParams(id: container)).changes { print("\(c.kind) \(c.path)") }
+    }
+}
+
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Export a container's filesystem as a tar archive (to stdout unless -o).")
+    @OptionGroup var global: GlobalOptions
+    @Option(name: .shortAndLong, help: "Write to a file instead of stdout.") var output: String?
+    @Argument(help: "The container.") var container: String
+
+    func run() throws {
+        let cwd = FileManager.default.currentDirectoryPath
+        // The daemon writes the file (the socket is root-only: it is our host); stdout gets a
+        // private temporary copy, removed after.
+        let target = output.map { $0.hasPrefix("/") ? $0 : cwd + "/" + $0 } ?? NSTemporaryDirectory() + "sctr-export-\(getpid())-\(UUID().uuidString).tar"
+        try global.client.call(Calls.ContainerExport.self, ExportParams(id: container, hostPath: target))
+        guard output == nil else { return }
+        defer { unlink(target) }
+        guard let handle = FileHandle(forReadingAtPath: target) else { throw ValidationError("cannot read \(target)") }
+        while true {
+            let chunk = handle.readData(ofLength: 1 << 20)
+            if chunk.isEmpty { break }
+            FileHandle.standardOutput.write(chunk)
+        }
+    }
+}

@@ -36,7 +36,7 @@ struct Run: ParsableCommand {
         let session = StreamSession(client: client, socket: socket, tty: options.tty, stdin: options.interactive, requestID: 1)
         let code: Int32
         do {
-            try client.call(Calls.ContainerAttach.self, ContainerParams(id: created.id), on: socket)
+            _ = try client.call(Calls.ContainerAttach.self, ContainerParams(id: created.id), on: socket)
             session.sendTerminalSize(waitForReply: true)
             try client.call(Calls.ContainerStart.self, ContainerParams(id: created.id))
             code = session.relay(sizeSent: true)
@@ -99,7 +99,7 @@ struct Exec: ParsableCommand {
         defer { socket.close() }
         let session = StreamSession(client: client, socket: socket, tty: tty, stdin: interactive, requestID: 1)
         var early: Int32?
-        try daemonCall(code: 126) { try client.call(Calls.ContainerExec.self, params, on: socket) { early = early ?? session.handle($0) } }
+        _ = try daemonCall(code: 126) { try client.call(Calls.ContainerExec.self, params, on: socket) { early = early ?? session.handle($0) } }
         throw CLIExit(code: early ?? session.relay(sizeSent: false))
     }
 }

@@ -76,7 +76,7 @@ struct OrchestratorTests {
         let pids = try [quits.id, killed.id].map { try a.call(Calls.ContainerInspect.self, ContainerParams(id: $0)).pid }
         d.crash()
         #expect(try events.next(seconds: 10) == nil, "the subscription was cut off")
-        FileManager.default.createFile(atPath: trigger + "/go", contents: Data())
+        _ = FileManager.default.createFile(atPath: trigger + "/go", contents: Data())
         kill(pid_t(pids[1]), SIGKILL)
         try eventually("both containers exited") { pids.allSatisfy { kill(pid_t($0), 0) != 0 } }
         try d.start()

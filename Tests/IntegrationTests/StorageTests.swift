@@ -65,4 +65,21 @@ struct StorageTests {
         let named = try d.sctr(["import", TestImages.dir + "/base-oci.tar", "mine/base:v1"])
         #expect(named.code == 0 && named.stdout.contains("docker.io/mine/base:v1"), "\(named)")
     }
+
+    @Test("diff shows what a container added, changed and deleted; export writes its filesystem as a tar")
+    func diffAndExport() throws {
+        let d = try DaemonInstance()
+        defer { d.stop() }
+        #expect(try d.importImage("layered-oci.tar").code == 0)
+        #expect(try d.run(["--name", "changed"], "test/layered:oci", ["sh", "-c", "echo new > /added; echo more >> /layer2; rm /data/b"]).code == 0)
+        let diff = try d.sctr(["diff", "changed"])
+        let lines = Set(diff.stdout.split(separator: "\n").map(String.init))
+        #expect(diff.code == 0 && lines.isSuperset(of: ["A /added", "C /layer2", "D /data/b", "C /data"]), "\(diff)")
+        let tar = d.dir + "/changed.tar"
+        #expect(try d.sctr(["export", "-o", tar, "changed"]).code == 0)
+        let listing = try execute("/bin/tar", ["-tf", tar]).stdout
+        #expect(listing.contains("./added") && listing.contains("./bin/busybox") && !listing.contains("./data/b\n"), "\(listing.prefix(300))")
+        let content = try execute("/bin/tar", ["-xOf", tar, "./layer2"]).stdout
+        #expect(content == "top\nmore\n")
+    }
 }
