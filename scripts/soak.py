@@ -43,8 +43,9 @@ def eventually(what, cond, timeout=60.0, step=0.02):
 
 
 class Daemon:
-    def __init__(self, bindir, work, name, root=None, prefix=()):
+    def __init__(self, bindir, work, name, root=None, prefix=(), flags=()):
         self.bin, self.work, self.name = bindir, work, name
+        self.flags = list(flags)
         self.root = root or os.path.join(work, "root")
         self.state = os.path.join(work, "state")
         self.socket = os.path.join(self.state, "scontainerd.sock")
@@ -55,7 +56,7 @@ class Daemon:
 
     def start(self):
         log = open(os.path.join(self.work, "daemon.log"), "ab")
-        self.proc = subprocess.Popen(self.prefix + [os.path.join(self.bin, "scontainerd"), "--root", self.root, "--state", self.state],
+        self.proc = subprocess.Popen(self.prefix + [os.path.join(self.bin, "scontainerd"), "--root", self.root, "--state", self.state] + self.flags,
                                      stdout=log, stderr=log)
         eventually("the daemon answers", lambda: self.sctr(["version"])[0] == 0, timeout=30)
 
@@ -324,7 +325,8 @@ def disk_full(bindir, work, image_tar):
         # Leave about 1 MB: less than the image needs.
         filler = os.path.join(root, "filler")
         subprocess.run(["dd", "if=/dev/zero", "of=" + filler, "bs=1M", "count=23"], capture_output=True)
-        d = Daemon(bindir, work, "disk", root=root)
+        # The daemon's own floor (--min-free-space) would refuse before the disk does: lowered.
+        d = Daemon(bindir, work, "disk", root=root, flags=["--min-free-space", "1m"])
         code, out, err = d.sctr(["import", image_tar])
         assert code == 1 and ("No space left" in err or "space" in err), "import on a full disk: %s %s" % (code, err)
         d.stop()

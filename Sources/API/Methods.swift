@@ -21,7 +21,7 @@ public enum Method: String, CaseIterable, Sendable {
     case streamStdin = "stream.stdin", streamCloseStdin = "stream.closeStdin", streamResize = "stream.resize", streamDetach = "stream.detach"
     case volumeCreate = "volume.create", volumeList = "volume.list", volumeInspect = "volume.inspect", volumeRemove = "volume.remove"
     case eventsSubscribe = "events.subscribe"
-    case systemPrune = "system.prune"
+    case systemPrune = "system.prune", systemDiskUsage = "system.df", imagePrune = "image.prune", volumePrune = "volume.prune"
 
     /// The typed description of this method.
     public var call: any Call.Type {
@@ -65,6 +65,9 @@ public enum Method: String, CaseIterable, Sendable {
         case .volumeRemove: return Calls.VolumeRemove.self
         case .eventsSubscribe: return Calls.EventsSubscribe.self
         case .systemPrune: return Calls.SystemPrune.self
+        case .systemDiskUsage: return Calls.SystemDiskUsage.self
+        case .imagePrune: return Calls.ImagePrune.self
+        case .volumePrune: return Calls.VolumePrune.self
         }
     }
 }
@@ -108,6 +111,9 @@ public enum Calls {
     public enum VolumeList: Call { public typealias Params = ListParams; public typealias Result = API.VolumeList; public static let method = Method.volumeList }
     public enum VolumeInspect: Call { public typealias Params = NameParams; public typealias Result = VolumeInfo; public static let method = Method.volumeInspect }
     public enum VolumeRemove: Call { public typealias Params = NameParams; public typealias Result = Empty; public static let method = Method.volumeRemove }
+    public enum SystemDiskUsage: Call { public typealias Params = Empty; public typealias Result = DiskUsage; public static let method = Method.systemDiskUsage }
+    public enum ImagePrune: Call { public typealias Params = ImagePruneParams; public typealias Result = PruneResult; public static let method = Method.imagePrune }
+    public enum VolumePrune: Call { public typealias Params = Empty; public typealias Result = PruneResult; public static let method = Method.volumePrune }
     public enum SystemPrune: Call { public typealias Params = PruneParams; public typealias Result = PruneResult; public static let method = Method.systemPrune }
     public enum EventsSubscribe: Call { public typealias Params = SubscribeParams; public typealias Result = Subscribed; public static let method = Method.eventsSubscribe }
 }

@@ -63,3 +63,27 @@ public struct PruneResult: Codable, Sendable {
     public var spaceReclaimed: Int64 = 0
     public init() {}
 }
+
+/// What the store holds, in the namespace (counts) and on disk (bytes, shared content once).
+public struct DiskUsage: Codable, Sendable {
+    public var images: Int
+    /// Bytes of blobs and unpacked layers, for every namespace (they are shared).
+    public var imagesBytes: Int64
+    public var containers: Int
+    /// Bytes the containers wrote (their upper directories and logs).
+    public var containersBytes: Int64
+    public var volumes: Int
+    public var volumesBytes: Int64
+    /// What `system.prune --all` would free of the images' bytes: content no container uses.
+    public var reclaimableImagesBytes: Int64
+    public init(images: Int, imagesBytes: Int64, containers: Int, containersBytes: Int64, volumes: Int, volumesBytes: Int64, reclaimableImagesBytes: Int64) {
+        self.images = images; self.imagesBytes = imagesBytes; self.containers = containers; self.containersBytes = containersBytes
+        self.volumes = volumes; self.volumesBytes = volumesBytes; self.reclaimableImagesBytes = reclaimableImagesBytes
+    }
+}
+
+public struct ImagePruneParams: Codable, Sendable {
+    /// Every image no container uses, not only those without a name.
+    public var all: Bool?
+    public init(all: Bool? = nil) { self.all = all }
+}

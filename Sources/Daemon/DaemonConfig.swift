@@ -14,6 +14,8 @@ public struct DaemonConfig: Sendable {
     public var snapshotter = "overlay"
     /// The most one image layer may unpack to (a gzip bomb stops here).
     public var maxLayerBytes = 16 << 30
+    /// Imports stop while the store's disk has less than this free.
+    public var minFreeBytes = 256 << 20
     /// A static init for `--init` containers (bound in read-only): Debian's tini-static
     /// (docker.io's docker-init) or catatonit (podman's).
     public var initBinary: String? = ["/usr/bin/tini-static", "/usr/bin/catatonit", "/usr/libexec/podman/catatonit"]

@@ -148,6 +148,17 @@ struct Handlers {
             try reply(Calls.ContainerStats.self) { p in try daemon.stats(try daemon.row(ns, p.id)) }
         case .systemPrune:
             try reply(Calls.SystemPrune.self) { p in try daemon.prune(ns, p) }
+        case .systemDiskUsage:
+            try reply(Calls.SystemDiskUsage.self) { _ in try daemon.diskUsage(ns) }
+        case .imagePrune:
+            try reply(Calls.ImagePrune.self) { p in
+                var r = PruneResult()
+                r.imagesDeleted = try daemon.pruneImages(ns, all: p.all == true)
+                r.spaceReclaimed = try daemon.collectGarbage()
+                return r
+            }
+        case .volumePrune:
+            try reply(Calls.VolumePrune.self) { _ in var r = PruneResult(); r.volumesDeleted = try daemon.pruneVolumes(ns); return r }
         case .containerDiff:
             try reply(Calls.ContainerDiff.self) { p in try daemon.diff(try daemon.row(ns, p.id)) }
         case .containerExport:

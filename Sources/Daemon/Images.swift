@@ -44,11 +44,13 @@ extension Daemon {
         var result: [ImageInfo] = []
         do {
             try storeLock.withImport {
+                try checkFreeSpace()
                 let images = try importer.importImages(from: params.path, progress: { progress(Daemon.progress($0)) })
                 if given != nil && Set(images.map(\.manifestDigest)).count > 1 {
                     throw APIError.params("params.name: \(params.path) holds \(images.count) images; a name fits one")
                 }
                 for image in given != nil ? Array(images.prefix(1)) : images {
+                    try checkFreeSpace()
                     try snapshots.prepare(image, progress: { progress(Daemon.progress($0)) })
                     let name = given ?? image.name ?? image.manifestDigest
                     try metadata.putImage(ns, name: name, manifestDigest: image.manifestDigest, labels: params.labels ?? [:],
@@ -61,8 +63,21 @@ extension Daemon {
             // What the failed import wrote (blobs, a half-unpacked layer) goes again.
             logged("collect what the failed import left") { try collectGarbage() }
             throw APIError(.invalidImage, e.description)
+        } catch let e as APIError where e.code == .unavailable {
+            logged("collect what the stopped import left") { try collectGarbage() }
+            throw e
         }
         return result
+    }
+
+    /// Refuses to go on when the store's disk is nearly full (`--min-free-space`).
+    func checkFreeSpace() throws {
+        var fs = statvfs()
+        guard statvfs(config.root, &fs) == 0 else { return }
+        let free = Int(fs.f_bavail) * Int(fs.f_frsize)
+        if free < config.minFreeBytes {
+            throw APIError(.unavailable, "the store's disk has \(free) bytes free, less than the daemon's --min-free-space (\(config.minFreeBytes))")
+        }
     }
 
     /// "layer 2/5 sha256:… 1234" with its counts picked out.

@@ -68,16 +68,41 @@ extension Daemon {
             try removeContainer(c, force: true)
             result.containersDeleted.append(c.id)
         }
-        let used = Set(try metadata.containers(nil).map(\.manifestDigest))
-        for row in try metadata.images(ns) where !used.contains(row.manifestDigest) && (p.all == true || row.name == row.manifestDigest) {
-            _ = try metadata.removeImage(ns, name: row.name, event: EventDraft(namespace: ns, type: .image, action: .remove, id: row.manifestDigest, attributes: ["name": row.name]))
-            result.imagesDeleted.append(row.name)
-        }
-        if p.volumes == true {
-            for v in try metadata.volumes(ns) where (try? removeVolume(ns, v.name)) != nil { result.volumesDeleted.append(v.name) }
-        }
+        result.imagesDeleted = try pruneImages(ns, all: p.all == true)
+        if p.volumes == true { result.volumesDeleted = try pruneVolumes(ns) }
         result.spaceReclaimed = try collectGarbage()
         return result
+    }
+
+    /// Images no container of any namespace uses: all of them, or only those without a name.
+    func pruneImages(_ ns: String, all: Bool) throws -> [String] {
+        let used = Set(try metadata.containers(nil).map(\.manifestDigest))
+        var deleted: [String] = []
+        for row in try metadata.images(ns) where !used.contains(row.manifestDigest) && (all || row.name == row.manifestDigest) {
+            _ = try metadata.removeImage(ns, name: row.name, event: EventDraft(namespace: ns, type: .image, action: .remove, id: row.manifestDigest, attributes: ["name": row.name]))
+            deleted.append(row.name)
+        }
+        return deleted
+    }
+
+    /// Volumes no container of the namespace names.
+    func pruneVolumes(_ ns: String) throws -> [String] {
+        try metadata.volumes(ns).compactMap { v in (try? removeVolume(ns, v.name)).map { v.name } }
+    }
+
+    func diskUsage(_ ns: String) throws -> DiskUsage {
+        let containers = try metadata.containers(ns)
+        let volumes = try metadata.volumes(ns)
+        let images = try metadata.images(ns)
+        let used = Set(try metadata.containers(nil).map(\.manifestDigest))
+        var reclaimable: Int64 = 0
+        for row in try metadata.images(nil) where !used.contains(row.manifestDigest) {
+            reclaimable += (try? storedImage(manifestDigest: row.manifestDigest, name: nil))?.manifest.layers.reduce(0) { $0 + $1.size } ?? 0
+        }
+        return DiskUsage(images: images.count, imagesBytes: Daemon.size(content.root) + Daemon.size(snapshots.root),
+                         containers: containers.count, containersBytes: containers.reduce(0) { $0 + Daemon.size(containerDir($1.id)) },
+                         volumes: volumes.count, volumesBytes: volumes.reduce(0) { $0 + Daemon.size(volumeDir(ns, $1.name)) },
+                         reclaimableImagesBytes: reclaimable)
     }
 
     /// Bytes a file or a tree takes (its files' sizes).

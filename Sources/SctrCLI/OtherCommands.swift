@@ -80,7 +80,21 @@ struct RemoveImages: ParsableCommand {
 
 struct VolumeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "volume", abstract: "Manage volumes.",
-                                                    subcommands: [Create.self, List.self, InspectVolumes.self, RemoveVolumes.self])
+                                                    subcommands: [Create.self, List.self, InspectVolumes.self, RemoveVolumes.self, Prune.self])
+
+    struct Prune: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove volumes no container uses.")
+        @OptionGroup var global: GlobalOptions
+        @Flag(name: .shortAndLong, help: "Do not prompt for confirmation.") var force = false
+        func run() throws {
+            if !force {
+                print("WARNING! This will remove all local volumes not used by at least one container. Are you sure you want to continue? [y/N] ", terminator: "")
+                guard readLine()?.lowercased().hasPrefix("y") == true else { return }
+            }
+            let r = try daemonCall { try global.client.call(Calls.VolumePrune.self, Empty()) }
+            if !r.volumesDeleted.isEmpty { print("Deleted Volumes:\n" + r.volumesDeleted.joined(separator: "\n") + "\n") }
+        }
+    }
 
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a volume.")
@@ -200,7 +214,20 @@ struct NamespaceCommand: ParsableCommand {
 }
 
 struct SystemCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "system", abstract: "Manage the daemon's store.", subcommands: [Prune.self])
+    static let configuration = CommandConfiguration(commandName: "system", abstract: "Manage the daemon's store.", subcommands: [Prune.self, DiskUsage.self])
+
+    struct DiskUsage: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "df", abstract: "Show the store's disk usage.")
+        @OptionGroup var global: GlobalOptions
+        func run() throws {
+            let u = try daemonCall { try global.client.call(Calls.SystemDiskUsage.self, Empty()) }
+            let size = { (n: Int64) in StatsText.bytes(UInt64(max(0, n))) }
+            print(Table.render([["TYPE", "TOTAL", "SIZE", "RECLAIMABLE"],
+                                ["Images", String(u.images), size(u.imagesBytes), size(u.reclaimableImagesBytes)],
+                                ["Containers", String(u.containers), size(u.containersBytes), ""],
+                                ["Local Volumes", String(u.volumes), size(u.volumesBytes), ""]]), terminator: "")
+        }
+    }
 
     struct Prune: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Remove stopped containers, unused images and (with --volumes) volumes, then unreferenced content.")
@@ -218,6 +245,26 @@ struct SystemCommand: ParsableCommand {
             for (title, items) in [("Deleted Containers:", r.containersDeleted), ("Deleted Images:", r.imagesDeleted), ("Deleted Volumes:", r.volumesDeleted)] where !items.isEmpty {
                 print(title + "\n" + items.joined(separator: "\n") + "\n")
             }
+            print("Total reclaimed space: \(StatsText.bytes(UInt64(max(0, r.spaceReclaimed))))")
+        }
+    }
+}
+
+struct ImageCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "image", abstract: "Manage images.", subcommands: [Prune.self])
+
+    struct Prune: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove unused images (unnamed ones, or with -a every one no container uses).")
+        @OptionGroup var global: GlobalOptions
+        @Flag(name: .shortAndLong, help: "Remove every image no container uses.") var all = false
+        @Flag(name: .shortAndLong, help: "Do not prompt for confirmation.") var force = false
+        func run() throws {
+            if !force {
+                print("WARNING! This will remove \(all ? "all images without at least one container associated to them" : "all dangling images"). Are you sure you want to continue? [y/N] ", terminator: "")
+                guard readLine()?.lowercased().hasPrefix("y") == true else { return }
+            }
+            let r = try daemonCall { try global.client.call(Calls.ImagePrune.self, ImagePruneParams(all: all ? true : nil)) }
+            if !r.imagesDeleted.isEmpty { print("Deleted Images:\n" + r.imagesDeleted.joined(separator: "\n") + "\n") }
             print("Total reclaimed space: \(StatsText.bytes(UInt64(max(0, r.spaceReclaimed))))")
         }
     }

@@ -15,7 +15,7 @@ public struct Sctr: ParsableCommand {
         version: "sctr 0.2.0 (protocol \(protocolVersion))",
         subcommands: [
             Run.self, Create.self, Start.self, Restart.self, Attach.self, Stop.self, Kill.self, Remove.self, Pause.self, Unpause.self, Wait.self,
-            Rename.self, Update.self, Top.self, Stats.self, Copy.self, Diff.self, Export.self, SystemCommand.self,
+            Rename.self, Update.self, Top.self, Stats.self, Copy.self, Diff.self, Export.self, SystemCommand.self, ImageCommand.self,
             ListContainers.self, Inspect.self, Logs.self, Exec.self,
             ListImages.self, Import.self, Tag.self, RemoveImages.self,
             VolumeCommand.self, Events.self, Version.self, Info.self, NamespaceCommand.self,

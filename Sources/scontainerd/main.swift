@@ -22,6 +22,7 @@ struct Scontainerd: ParsableCommand {
     @Option(help: "The OCI runtime (default: srunc beside scontainerd).") var runtime: String?
     @Option(help: "overlay (falls back to copying where it cannot mount) or copy.") var snapshotter = "overlay"
     @Option(help: "The most bytes one image layer may unpack to (e.g. 512m, 16g).") var maxLayerSize = "16g"
+    @Option(help: "Imports stop while the store's disk has less than this free (e.g. 256m).") var minFreeSpace = "256m"
     @Option(help: "The daemon's log file (default ROOT/scontainerd.log).") var logFile: String?
     @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
 
@@ -31,6 +32,7 @@ struct Scontainerd: ParsableCommand {
         }
         guard ["overlay", "copy"].contains(snapshotter) else { throw ValidationError("--snapshotter is overlay or copy, got \(snapshotter)") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level: \(logLevel) is not a level") }
+        guard Self.bytes(minFreeSpace) != nil else { throw ValidationError("--min-free-space: a size such as 256m or 1g, got \(minFreeSpace)") }
         guard Self.bytes(maxLayerSize) != nil else { throw ValidationError("--max-layer-size: a size such as 512m or 16g, got \(maxLayerSize)") }
     }
 
@@ -44,6 +46,7 @@ struct Scontainerd: ParsableCommand {
         if let runtime { config.runtime = runtime }
         config.snapshotter = snapshotter
         config.maxLayerBytes = Self.bytes(maxLayerSize)!
+        config.minFreeBytes = Self.bytes(minFreeSpace)!
         // Stop signals go to one thread that removes the socket and exits; blocked before any
         // other thread exists, so none of them ever takes the signal.
         var stopSignals = sigset_t()

@@ -82,4 +82,27 @@ struct StorageTests {
         let content = try execute("/bin/tar", ["-xOf", tar, "./layer2"]).stdout
         #expect(content == "top\nmore\n")
     }
+
+    @Test("image prune, volume prune and system df; imports stop under --min-free-space with nothing left")
+    func pruneAndDiskUsage() throws {
+        let d = try DaemonInstance()
+        defer { d.stop() }
+        #expect(try d.importImage("layered-oci.tar").code == 0)
+        #expect(try d.importImage("base-oci.tar").code == 0)
+        #expect(try d.run(["-d", "--name", "keeper", "-v", "kept:/kept"], "test/layered:oci", ["sleep", "1000"]).code == 0)
+        #expect(try d.sctr(["volume", "create", "spare"]).code == 0)
+        let df = try d.sctr(["system", "df"])
+        #expect(df.code == 0 && df.stdout.contains("Images") && df.stdout.contains("Local Volumes"), "\(df)")
+        let images = try d.sctr(["image", "prune", "-a", "-f"])
+        #expect(images.code == 0 && images.stdout.contains("test/base:1") && !images.stdout.contains("test/layered"), "\(images)")
+        let volumes = try d.sctr(["volume", "prune", "-f"])
+        #expect(volumes.code == 0 && volumes.stdout.contains("spare") && !volumes.stdout.contains("kept"), "\(volumes)")
+        #expect(try d.sctr(["images", "--format", "{{.Repository}}"]).stdout == "docker.io/test/layered\n")
+
+        let full = try DaemonInstance(["--min-free-space", "1000t"])
+        defer { full.stop() }
+        let refused = try full.importImage("layered-oci.tar")
+        #expect(refused.code != 0 && refused.stderr.contains("--min-free-space"), "\(refused)")
+        #expect(Self.entries(full.dir + "/root/content/blobs/sha256") == [] && Self.entries(full.dir + "/root/snapshots") == [])
+    }
 }
