@@ -29,6 +29,11 @@ def sh(argv):
         return Result(r.returncode, err.read())
 
 
+def output(argv):
+    """stdout of a client command (sctr's own, never a container's stdio)."""
+    return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout
+
+
 def timed(argv):
     t = time.perf_counter()
     r = sh(argv)
@@ -337,8 +342,8 @@ try:
     r = sh(SCTR + ["run", "-d", "--name", "talker", "--cgroup-parent", "/srunc-bench", IMAGE, "sh", "-c",
                    "i=0; while [ $i -lt 200 ]; do seq 1 5000; i=$((i+1)); done; sleep 1000"])
     if r.returncode: raise RuntimeError(r.stderr.decode())
-    talker = r.stdout.decode().strip()
-    if not wait_for(lambda: sh(SCTR + ["logs", "--tail", "1", "talker"]).stdout == b"5000\n", seconds=180):
+    talker = output(SCTR + ["inspect", "--format", "{{.ID}}", "talker"]).decode().strip()
+    if not wait_for(lambda: output(SCTR + ["logs", "--tail", "1", "talker"]) == b"5000\n", seconds=180):
         raise RuntimeError("the talker did not finish writing its log")
     shim_dir = os.path.join(sd, "state", "shims", talker[:16])
     logs = {"sctr logs": [], "sshim ctl logs": []}
