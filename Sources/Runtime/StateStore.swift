@@ -51,9 +51,14 @@ public struct StateStore: Sendable {
     }
 
     /// The cgroup a create is about to make, written before it is made: if srunc dies before
-    /// state.json exists, `delete --force` still finds (and removes) it.
+    /// state.json exists, `delete --force` still finds (and removes) it. A plain write into the
+    /// fresh claim directory, no fsync: it is on every create's path, and a torn note only
+    /// costs that cleanup.
     func noteCgroup(_ id: String, _ layout: CgroupLayout) throws {
-        try Files.writeAtomically(cgroupNotePath(id), try JSON.encode(layout), mode: 0o600)
+        let fd = open(cgroupNotePath(id), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        if fd < 0 { throw RuntimeError.sys("create \(cgroupNotePath(id))") }
+        defer { close(fd) }
+        try Files.writeAll(fd, try JSON.encode(layout))
     }
 
     /// The cgroup of a create that never finished, if it got that far.
