@@ -101,6 +101,23 @@ public struct CreateOptions: Codable, Sendable, Equatable {
     /// Parent cgroup (default `/scontainerd`).
     public var cgroupParent: String?
     public var labels: [String: String]?
+    /// `bridge` (the default), `none` (loopback only), `host`, `container:ID` (its network
+    /// namespace), or one or more network names (published ports go to the first).
+    public var networks: [String]?
+    /// Host ports forwarded to the container (docker's `-p`, parsed by `PortBinding.parse`).
+    public var publish: [PortBinding]?
+    /// Every port the image exposes, each to a free host port (docker's `-P`).
+    public var publishAll: Bool?
+    /// More names this container answers to on its user-defined networks.
+    public var networkAliases: [String]?
+    /// A fixed IPv4 address on its (first) network.
+    public var ip: String?
+    /// Nameservers, search domains and resolver options for its /etc/resolv.conf.
+    public var dns: [String]?
+    public var dnsSearch: [String]?
+    public var dnsOptions: [String]?
+    /// `NAME:IP` lines for its /etc/hosts.
+    public var addHosts: [String]?
 
     public init(image: String) { self.image = image }
 
@@ -136,6 +153,48 @@ public struct CreateOptions: Codable, Sendable, Equatable {
         if autoRemove == true, let r = restart, r.name != .no { throw .params("autoRemove: conflicts with restart \(r.name.rawValue)") }
         for (i, v) in (volumes ?? []).enumerated() {
             guard (try? VolumeSpec(parsing: v)) != nil else { throw .params("volumes[\(i)]: \(ReferenceError.shown(v)) is not SRC:/DST[:ro|rw]") }
+        }
+        try validateNetworking()
+    }
+
+    /// The network fields: a mode or names, ports, addresses and resolver settings.
+    func validateNetworking() throws(APIError) {
+        let nets = networks ?? []
+        guard nets.count <= 32 else { throw .params("networks: at most 32") }
+        for (i, n) in nets.enumerated() {
+            if n.hasPrefix("container:") {
+                guard nets.count == 1, n.count > 10 else { throw .params("networks[\(i)]: container:ID goes alone") }
+            } else if n == "none" || n == "host" {
+                guard nets.count == 1 else { throw .params("networks[\(i)]: \(n) goes alone") }
+            } else {
+                try Validate.name(n, field: "networks[\(i)]")
+            }
+        }
+        if Set(nets).count != nets.count { throw .params("networks: a network is named twice") }
+        let own = nets.isEmpty || !(nets[0] == "none" || nets[0] == "host" || nets[0].hasPrefix("container:"))
+        if !own && (publish?.isEmpty == false || publishAll == true) { throw .params("publish: ports need a network of the container's own (not \(nets[0]))") }
+        if !own && (ip != nil || networkAliases?.isEmpty == false) { throw .params("ip, networkAliases: need a network of the container's own (not \(nets[0]))") }
+        guard (publish?.count ?? 0) <= 4096 else { throw .params("publish: at most 4096 ports") }
+        for (i, p) in (publish ?? []).enumerated() {
+            guard p.containerPort > 0 else { throw .params("publish[\(i)].containerPort: 1 to 65535") }
+            if !p.hostIP.isEmpty && IPv4Address(p.hostIP) == nil { throw .params("publish[\(i)].hostIP: \(ReferenceError.shown(p.hostIP)) is not an IPv4 address") }
+        }
+        if let ip, IPv4Address(ip) == nil { throw .params("ip: \(ReferenceError.shown(ip)) is not an IPv4 address") }
+        for (i, a) in (networkAliases ?? []).enumerated() { try Validate.hostName(a, field: "networkAliases[\(i)]") }
+        for (i, d) in (dns ?? []).enumerated() where IPv4Address(d) == nil && !d.contains(":") {
+            throw .params("dns[\(i)]: \(ReferenceError.shown(d)) is not an IP address")
+        }
+        for (i, d) in (dnsSearch ?? []).enumerated() { try Validate.hostName(d, field: "dnsSearch[\(i)]") }
+        for (i, o) in (dnsOptions ?? []).enumerated() {
+            guard !o.isEmpty, o.utf8.count <= 256, !o.contains(where: { $0.isWhitespace || $0.isNewline }) else { throw .params("dnsOptions[\(i)]: \(ReferenceError.shown(o))") }
+        }
+        for (i, h) in (addHosts ?? []).enumerated() {
+            guard let colon = h.firstIndex(of: ":") else { throw .params("addHosts[\(i)]: \(ReferenceError.shown(h)) is not NAME:IP") }
+            try Validate.hostName(String(h[..<colon]), field: "addHosts[\(i)]")
+            let address = String(h[h.index(after: colon)...])
+            guard IPv4Address(address) != nil || (address.contains(":") && address.allSatisfy({ $0.isHexDigit || $0 == ":" })) else {
+                throw .params("addHosts[\(i)]: \(ReferenceError.shown(address)) is not an IP address")
+            }
         }
     }
 }
@@ -214,6 +273,8 @@ public struct ContainerInfo: Codable, Sendable {
     public var error: String?
     /// With a health check: its status and last results.
     public var health: HealthInfo?
+    /// Its network mode, namespace, addresses and published ports.
+    public var network: NetworkSettings?
 
     public init(id: String, name: String, namespace: String, image: String, imageDigest: String, status: ContainerStatus, pid: Int,
                 exitCode: Int?, exitSignal: Int?, oomKilled: Bool, restartCount: Int, created: String, startedAt: String?,

@@ -1,10 +1,12 @@
 /// What an event is about.
-public enum EventType: String, Codable, Sendable, CaseIterable { case container, image, volume }
+public enum EventType: String, Codable, Sendable, CaseIterable { case container, image, volume, network }
 
 /// What happened. Containers: create, start, die, restart, pause, unpause, rename, update,
-/// destroy; images: import, tag, remove; volumes: create, destroy.
+/// destroy; images: import, tag, remove; volumes: create, destroy; networks: create, connect,
+/// disconnect, destroy.
 public enum EventAction: String, Codable, Sendable, CaseIterable {
     case create, start, die, restart, pause, unpause, rename, update, destroy, `import`, tag, remove
+    case connect, disconnect
     /// A container's health status changed (attribute `healthStatus`).
     case healthStatus = "health_status"
 }

@@ -22,6 +22,8 @@ public enum Method: String, CaseIterable, Sendable {
     case volumeCreate = "volume.create", volumeList = "volume.list", volumeInspect = "volume.inspect", volumeRemove = "volume.remove"
     case eventsSubscribe = "events.subscribe"
     case systemPrune = "system.prune", systemDiskUsage = "system.df", imagePrune = "image.prune", volumePrune = "volume.prune"
+    case networkCreate = "network.create", networkList = "network.list", networkInspect = "network.inspect", networkRemove = "network.remove"
+    case networkConnect = "network.connect", networkDisconnect = "network.disconnect", networkPrune = "network.prune"
 
     /// The typed description of this method.
     public var call: any Call.Type {
@@ -68,6 +70,13 @@ public enum Method: String, CaseIterable, Sendable {
         case .systemDiskUsage: return Calls.SystemDiskUsage.self
         case .imagePrune: return Calls.ImagePrune.self
         case .volumePrune: return Calls.VolumePrune.self
+        case .networkCreate: return Calls.NetworkCreate.self
+        case .networkList: return Calls.NetworkList.self
+        case .networkInspect: return Calls.NetworkInspect.self
+        case .networkRemove: return Calls.NetworkRemove.self
+        case .networkConnect: return Calls.NetworkConnect.self
+        case .networkDisconnect: return Calls.NetworkDisconnect.self
+        case .networkPrune: return Calls.NetworkPrune.self
         }
     }
 }
@@ -115,5 +124,12 @@ public enum Calls {
     public enum ImagePrune: Call { public typealias Params = ImagePruneParams; public typealias Result = PruneResult; public static let method = Method.imagePrune }
     public enum VolumePrune: Call { public typealias Params = Empty; public typealias Result = PruneResult; public static let method = Method.volumePrune }
     public enum SystemPrune: Call { public typealias Params = PruneParams; public typealias Result = PruneResult; public static let method = Method.systemPrune }
+    public enum NetworkCreate: Call { public typealias Params = NetworkCreateParams; public typealias Result = NetworkInfo; public static let method = Method.networkCreate }
+    public enum NetworkList: Call { public typealias Params = NetworkListParams; public typealias Result = API.NetworkList; public static let method = Method.networkList }
+    public enum NetworkInspect: Call { public typealias Params = NameParams; public typealias Result = NetworkInfo; public static let method = Method.networkInspect }
+    public enum NetworkRemove: Call { public typealias Params = NameParams; public typealias Result = Empty; public static let method = Method.networkRemove }
+    public enum NetworkConnect: Call { public typealias Params = NetworkConnectParams; public typealias Result = Empty; public static let method = Method.networkConnect }
+    public enum NetworkDisconnect: Call { public typealias Params = NetworkDisconnectParams; public typealias Result = Empty; public static let method = Method.networkDisconnect }
+    public enum NetworkPrune: Call { public typealias Params = Empty; public typealias Result = PruneResult; public static let method = Method.networkPrune }
     public enum EventsSubscribe: Call { public typealias Params = SubscribeParams; public typealias Result = Subscribed; public static let method = Method.eventsSubscribe }
 }

@@ -59,6 +59,7 @@ public struct PruneResult: Codable, Sendable {
     public var containersDeleted: [String] = []
     public var imagesDeleted: [String] = []
     public var volumesDeleted: [String] = []
+    public var networksDeleted: [String] = []
     /// Bytes of content, snapshots and leftovers removed.
     public var spaceReclaimed: Int64 = 0
     public init() {}

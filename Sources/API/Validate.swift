@@ -11,6 +11,13 @@ public enum Validate {
         }
     }
 
+    /// A host name or DNS label list: letters, digits, '-', '_' and '.', at most 253.
+    public static func hostName(_ text: String, field: String) throws(APIError) {
+        guard !text.isEmpty, text.utf8.count <= 253, text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
+            throw .params("\(field): \(ReferenceError.shown(text)) is not a host name")
+        }
+    }
+
     /// Namespaces, as containerd's: alphanumeric words joined by '.', '_' or '-', at most 76.
     public static func namespace(_ text: String) throws(APIError) {
         let words = text.split(omittingEmptySubsequences: false) { "._-".contains($0) }

@@ -26,6 +26,8 @@
 #include <sys/sysmacros.h>
 #include <termios.h>
 #include <spawn.h>
+#include <pthread.h>
+#include <sys/mount.h>
 
 pid_t cl_clone(unsigned long flags) {
     // Raw clone with a NULL stack behaves like fork; glibc keeps no pid cache since 2.25.
@@ -292,4 +294,23 @@ int cl_seccomp_load_with_stub(void *ctx, unsigned int largest, unsigned int nati
     free(code);
     errno = saved;
     return r;
+}
+
+struct netns_job { const char *path; int err; };
+
+static void *netns_thread(void *arg) {
+    struct netns_job *job = arg;
+    if (unshare(CLONE_NEWNET) != 0) job->err = errno;
+    else if (mount("/proc/thread-self/ns/net", job->path, NULL, MS_BIND, NULL) != 0) job->err = errno;
+    return NULL;
+}
+
+int cl_netns_create(const char *path) {
+    struct netns_job job = { path, 0 };
+    pthread_t thread;
+    int rc = pthread_create(&thread, NULL, netns_thread, &job);
+    if (rc != 0) { errno = rc; return -1; }
+    pthread_join(thread, NULL);
+    if (job.err != 0) { errno = job.err; return -1; }
+    return 0;
 }

@@ -14,6 +14,8 @@ struct BundleBuilder {
     let rootfs: String
     /// Host paths for each volume mount, resolved by the caller: (source, destination, readOnly).
     let mounts: [(String, String, Bool)]
+    /// The network namespace, hostname and /etc files the daemon prepared (nil: none of it).
+    var network: NetworkPlan? = nil
 
     func spec() throws -> Spec {
         var spec = try JSONDecoder().decode(Spec.self, from: Data(DefaultSpec.json.utf8))
@@ -34,17 +36,26 @@ struct BundleBuilder {
         process.rlimits = nil
         // docker's default: setuid programs (su, sudo) work unless the caller says otherwise.
         process.noNewPrivileges = options.noNewPrivileges == true
-        process.env = BundleBuilder.mergeEnv(["HOSTNAME=" + (options.hostname ?? String(id.prefix(12)))] + (options.tty == true ? ["TERM=xterm"] : []),
-                                             process.env ?? [])
+        let hostname = network?.hostname ?? options.hostname ?? String(id.prefix(12))
+        process.env = BundleBuilder.mergeEnv(["HOSTNAME=" + hostname] + (options.tty == true ? ["TERM=xterm"] : []), process.env ?? [])
         spec.process = process
         spec.root = Root(path: rootfs, readonly: options.readOnly == true)
-        spec.hostname = options.hostname ?? String(id.prefix(12))
+        spec.hostname = hostname
         var mounts = spec.mounts ?? []
         for (source, destination, readOnly) in self.mounts {
             mounts.append(Mount(destination: destination, type: "bind", source: source, options: ["rbind", readOnly ? "ro" : "rw"]))
         }
+        for (source, destination) in network?.files ?? [] {
+            mounts.append(Mount(destination: destination, type: "bind", source: source, options: ["bind", "rw"]))
+        }
         spec.mounts = mounts
         var linux = spec.linux ?? Linux()
+        if let path = network?.namespacePath {
+            linux.namespaces = (linux.namespaces ?? []).compactMap { n in
+                guard n.type == "network" else { return n }
+                return path.isEmpty ? nil : Namespace(type: "network", path: path)
+            }
+        }
         var resources = linux.resources ?? Resources()
         if let m = options.memory { resources.memory = Memory(limit: m, swap: m) }
         if let c = options.cpus {

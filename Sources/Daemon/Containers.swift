@@ -20,7 +20,8 @@ extension Daemon {
         let name = options.name ?? "c-" + id.prefix(12)
         try metadata.insertContainer(ns, id: id, name: name, image: imageRow.name, manifestDigest: image.manifestDigest, options: options)
         do {
-            try prepareBundle(ns, id: id, image: image, options: options)
+            let network = try setUpNetwork(ns, id: id, name: name, options: options, image: image.config)
+            try prepareBundle(ns, id: id, image: image, options: options, network: network)
             let pid = try startShim(id: id, options: options)
             try metadata.setStatus(id, .created, pid: pid,
                                    event: EventDraft(namespace: ns, type: .container, action: .create, id: id, attributes: ["name": name, "image": imageRow.name]))
@@ -32,7 +33,7 @@ extension Daemon {
         return try row(ns, id)
     }
 
-    private func prepareBundle(_ ns: String, id: String, image: StoredImage, options: CreateOptions) throws {
+    private func prepareBundle(_ ns: String, id: String, image: StoredImage, options: CreateOptions, network: NetworkPlan) throws {
         // Under the import side of the store lock: garbage collection clears the scratch area.
         let lowers = try storeLock.withImport { try snapshots.prepare(image) }
         for dir in [containerDir(id) + "/upper", containerDir(id) + "/work", rootfsDir(id)] {
@@ -74,7 +75,7 @@ extension Daemon {
             guard let binary = config.initBinary else { throw APIError.precondition("init: no init binary here (tini-static or catatonit)") }
             mounts.append((binary, BundleBuilder.initPath, true))
         }
-        let spec = try BundleBuilder(options: options, image: image.config, id: id, rootfs: rootfsDir(id), mounts: mounts).spec()
+        let spec = try BundleBuilder(options: options, image: image.config, id: id, rootfs: rootfsDir(id), mounts: mounts, network: network).spec()
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(spec).write(to: URL(fileURLWithPath: bundleDir(id) + "/config.json"))
@@ -125,6 +126,7 @@ extension Daemon {
             let policy = c.options.restart ?? RestartPolicy(name: .no)
             let again = !deliberate && c.options.autoRemove != true && policy.restarts(exitCode: status.code, count: c.restartCount)
             guard recordExit(c, status, restarted: again, lost: lost) else { return }
+            tearDownNetwork(id)
             if c.options.autoRemove == true && !deliberate {
                 logged("auto-remove \(id)") { try removeContainer(c, force: true) }
             } else if again {
@@ -214,11 +216,19 @@ extension Daemon {
         }
     }
 
-    /// A new run of an exited container: same rootfs and config, a new shim and init.
+    /// A new run of an exited container: same rootfs and config, a new shim and init, its
+    /// network set up again.
     private func runAgain(_ c: Metadata.ContainerRow, event: EventDraft) throws {
         logged("delete the last run of \(c.id)") { try shim(c.id).call("delete", .object([("force", .bool(true))])) }
-        let pid = try startShim(id: c.id, options: c.options)
-        try shim(c.id).call("start")
+        try renewNetwork(c)
+        let pid: Int
+        do {
+            pid = try startShim(id: c.id, options: c.options)
+            try shim(c.id).call("start")
+        } catch {
+            tearDownNetwork(c.id)
+            throw error
+        }
         try metadata.setStatus(c.id, .running, pid: pid, started: true, event: event)
         monitor(c.id)
     }
@@ -277,6 +287,16 @@ extension Daemon {
     }
 
     func removeContainer(_ row: Metadata.ContainerRow, force: Bool) throws {
+        guard lock.withLock({ removing.insert(row.id).inserted }) else {
+            var seen = events.currentGeneration
+            while try metadata.container(id: row.id) != nil && lock.withLock({ removing.contains(row.id) }) {
+                seen = events.waitForEvents(after: seen, timeout: 0.05)
+            }
+            // The other remove failed (or the container is gone): try in our own right.
+            if let now = try metadata.container(id: row.id) { try removeContainer(now, force: force) }
+            return
+        }
+        defer { lock.withLock { _ = removing.remove(row.id) } }
         let c = row.status == .restarting ? try cancelRestart(row) : row
         // Live by the record but exited by the shim's: its exit is not recorded yet (the store
         // may be full); there is nothing to stop.
@@ -292,6 +312,7 @@ extension Daemon {
         teardown(c.id, cgroupParent: c.options.cgroupParent)
         setHealth(c.id, nil)
         try metadata.removeContainer(c.id, event: EventDraft(namespace: c.namespace, type: .container, action: .destroy, id: c.id, attributes: ["name": c.name]))
+        lock.withLock { _ = networkLocks.removeValue(forKey: c.id) }
     }
 
     /// Unmounts and removes a container's directories. With no shim left to do it, the
@@ -300,6 +321,7 @@ extension Daemon {
     /// container.
     func teardown(_ id: String, cgroupParent: String?) {
         if !shim(id).isAlive { forceDeleteInRuntime(id) }
+        tearDownNetwork(id)
         let runtimeState = config.state + "/runtime/" + id
         if FileManager.default.fileExists(atPath: runtimeState) {
             log.warning("container \(id): the runtime left its state; removing it")
@@ -317,6 +339,7 @@ extension Daemon {
     /// After a restart of the daemon: reconnect to the shims of containers that were running,
     /// and record the exits (with their `die` events) of those that ended meanwhile.
     public func recover() {
+        ensureNetworks()
         let all: [Metadata.ContainerRow]
         do { all = try metadata.containers(nil) } catch { log.error("recovery: cannot read containers: \(error)"); return }
         for c in all {
@@ -324,7 +347,11 @@ extension Daemon {
             case .running, .paused:
                 // The monitor records the exit, whether it is still to come, already in the
                 // shim's exit record, or lost with the shim.
+                reclaimPorts(c.id)
                 monitor(c.id)
+            case .exited, .restarting:
+                // Exited while the daemon was down: its network goes now.
+                tearDownNetwork(c.id)
             case .creating:
                 // The create was cut short: its shim (if it got that far) ends the container.
                 log.info("recovery: removing half-created container \(c.id)")
@@ -346,6 +373,7 @@ extension Daemon {
                                  bundle: bundleDir(c.id), labels: c.options.labels ?? [:], config: c.options)
         info.error = c.error
         info.health = healthInfo(c.id)
+        info.network = networkSettings(c)
         return info
     }
 }

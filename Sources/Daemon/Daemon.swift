@@ -24,12 +24,21 @@ public final class Daemon: @unchecked Sendable {
     var monitored = Set<String>()
     /// Containers being stopped or removed on purpose: their exit does not trigger a restart.
     var stopping = Set<String>()
+    /// Containers a remove is under way for: a second remove (the client's after the daemon's
+    /// auto-remove) waits for the first instead of racing it.
+    var removing = Set<String>()
     /// Containers whose pending restart (status `restarting`) a stop or remove has cancelled.
     var cancelledRestarts = Set<String>()
     /// Imports share the content store; garbage collection has it alone.
     let storeLock = StoreLock()
     /// The health of each running container with a check (see Health.swift).
     var health: [String: HealthInfo] = [:]
+    /// Host ports held for each container's published ports (see Ports.swift).
+    var reservedPorts: [String: [Int32]] = [:]
+    /// One lock per container for its network's set-up and teardown.
+    var networkLocks: [String: NSLock] = [:]
+    /// aardvark-dns for names on user-defined networks.
+    let nameServer: NameServer
     static let version = "0.2.0"
 
     public init(config: DaemonConfig, log: Logger) throws {
@@ -47,6 +56,7 @@ public final class Daemon: @unchecked Sendable {
         content = try ContentStore(root: config.root + "/content")
         snapshots = try Snapshotter(root: config.root + "/snapshots", content: content, maxLayerBytes: config.maxLayerBytes)
         importer = ImageImporter(content: content, scratchRoot: config.root + "/content/scratch")
+        nameServer = NameServer(dir: config.state + "/aardvark-dns")
         moveVolumesIntoNamespaces()
     }
 

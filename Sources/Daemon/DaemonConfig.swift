@@ -21,6 +21,9 @@ public struct DaemonConfig: Sendable {
     public var initBinary: String? = ["/usr/bin/tini-static", "/usr/bin/catatonit", "/usr/libexec/podman/catatonit"]
         .first { FileManager.default.isExecutableFile(atPath: $0) }
 
+    /// Where the CNI plugins are (Debian's containernetworking-plugins: /usr/lib/cni).
+    public var cniPluginDirs = ["/usr/lib/cni", "/opt/cni/bin", "/usr/libexec/cni"]
+
     public var socketPath: String { socket ?? state + "/scontainerd.sock" }
 
     public init() {

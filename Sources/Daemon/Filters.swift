@@ -45,6 +45,10 @@ struct FilterSet {
         accepts("label") { FilterSet.label($0, v.labels) } && accepts("name") { v.name.contains($0) }
     }
 
+    func matches(_ n: NetworkInfo) -> Bool {
+        accepts("label") { FilterSet.label($0, n.labels) } && accepts("name") { n.name.contains($0) } && accepts("id") { n.id.hasPrefix($0) }
+    }
+
     func matches(_ e: Event) -> Bool {
         accepts("type") { e.type.rawValue == $0 } && accepts("action") { e.action.rawValue == $0 }
             && accepts("id") { e.id.hasPrefix($0) } && accepts("name") { e.attributes["name"] == $0 }

@@ -26,6 +26,7 @@ final class Metadata: @unchecked Sendable {
         migrator.registerMigration("v1") { db in try db.execute(sql: MetadataSchema.v1) }
         migrator.registerMigration("v2-namespaces-labels-events") { db in try db.execute(sql: MetadataSchema.v2) }
         migrator.registerMigration("v3-container-error") { db in try db.execute(sql: "ALTER TABLE containers ADD COLUMN error TEXT") }
+        migrator.registerMigration("v4-networks") { db in try db.execute(sql: MetadataSchema.v4) }
         try migrator.migrate(db)
     }
 
@@ -214,6 +215,58 @@ final class Metadata: @unchecked Sendable {
             try db.execute(sql: "DELETE FROM volumes WHERE namespace = ? AND name = ?", arguments: [ns, name])
             return db.changesCount > 0
         }
+    }
+
+    // MARK: networks
+
+    struct NetworkRow: Sendable, Equatable {
+        var id: String
+        var name: String
+        var subnet: String
+        var gateway: String
+        var bridge: String
+        var `internal`: Bool
+        var labels: [String: String]
+        var created: String
+
+        init(id: String, name: String, subnet: String, gateway: String, bridge: String, internal: Bool, labels: [String: String], created: String) {
+            self.id = id; self.name = name; self.subnet = subnet; self.gateway = gateway; self.bridge = bridge
+            self.internal = `internal`; self.labels = labels; self.created = created
+        }
+
+        init(row: Row) {
+            id = row["id"]; name = row["name"]; subnet = row["subnet"]; gateway = row["gateway"]; bridge = row["bridge"]
+            `internal` = row["internal"]; labels = Metadata.labels(row["labels"]); created = row["created"]
+        }
+    }
+
+    /// Records a network unless its name is taken.
+    func insertNetwork(_ n: NetworkRow, event: EventDraft?) throws {
+        try write(event) { db in
+            if try Row.fetchOne(db, sql: "SELECT 1 FROM networks WHERE name = ?", arguments: [n.name]) != nil {
+                throw APIError.conflict("network with name \(n.name) already exists")
+            }
+            try db.execute(sql: "INSERT INTO networks (id, name, subnet, gateway, bridge, internal, labels, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           arguments: [n.id, n.name, n.subnet, n.gateway, n.bridge, n.internal, Metadata.text(n.labels), n.created])
+        }
+    }
+
+    func networks() throws -> [NetworkRow] {
+        try db.read { db in try Row.fetchAll(db, sql: "SELECT * FROM networks ORDER BY name").map(NetworkRow.init) }
+    }
+
+    /// By exact name, exact id, then a unique id prefix.
+    func network(_ ref: String) throws -> NetworkRow? {
+        try db.read { db in
+            if let row = try Row.fetchOne(db, sql: "SELECT * FROM networks WHERE name = ? OR id = ?", arguments: [ref, ref]) { return NetworkRow(row: row) }
+            guard !ref.isEmpty, ref.allSatisfy(\.isHexDigit) else { return nil }
+            let rows = try Row.fetchAll(db, sql: "SELECT * FROM networks WHERE id LIKE ? || '%'", arguments: [ref])
+            return rows.count == 1 ? NetworkRow(row: rows[0]) : nil
+        }
+    }
+
+    func removeNetwork(_ id: String, event: EventDraft?) throws {
+        try write(event) { db in try db.execute(sql: "DELETE FROM networks WHERE id = ?", arguments: [id]) }
     }
 
     /// Every namespace that holds something.

@@ -45,4 +45,11 @@ enum MetadataSchema {
             seq INTEGER PRIMARY KEY AUTOINCREMENT, namespace TEXT NOT NULL, timeNanos INTEGER NOT NULL, body TEXT NOT NULL);
         CREATE INDEX events_time ON events (timeNanos);
         """
+
+    /// Networks: host-wide (not in a namespace), a bridge and a subnet each.
+    static let v4 = """
+        CREATE TABLE networks (
+            id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, subnet TEXT NOT NULL, gateway TEXT NOT NULL, bridge TEXT NOT NULL UNIQUE,
+            internal INTEGER NOT NULL DEFAULT 0, labels TEXT NOT NULL DEFAULT '{}', created TEXT NOT NULL);
+        """
 }

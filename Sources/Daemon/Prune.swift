@@ -70,6 +70,7 @@ extension Daemon {
         }
         result.imagesDeleted = try pruneImages(ns, all: p.all == true)
         if p.volumes == true { result.volumesDeleted = try pruneVolumes(ns) }
+        result.networksDeleted = try pruneNetworks()
         result.spaceReclaimed = try collectGarbage()
         return result
     }

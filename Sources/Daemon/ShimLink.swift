@@ -80,14 +80,28 @@ struct ProgramOutput {
 }
 
 /// Runs a program to completion with output in temporary files (a shim keeps nothing of ours
-/// open, so no pipe is held by a process that outlives the call).
-func execute(_ path: String, _ args: [String]) throws -> ProgramOutput {
+/// open, so no pipe is held by a process that outlives the call). `input` becomes its stdin
+/// (else /dev/null); `env` replaces the daemon's environment.
+func execute(_ path: String, _ args: [String], input: [UInt8]? = nil, env: [String]? = nil) throws -> ProgramOutput {
     let base = NSTemporaryDirectory() + "scontainerd-\(UUID().uuidString)"
     let out = open(base + ".out", O_RDWR | O_CREAT | O_CLOEXEC, 0o600), err = open(base + ".err", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
     defer { close(out); close(err); unlink(base + ".out"); unlink(base + ".err") }
+    var inFD: Int32 = -1
+    if let input {
+        inFD = open(base + ".in", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        unlink(base + ".in")
+        guard inFD >= 0, input.withUnsafeBytes({ write(inFD, $0.baseAddress, $0.count) }) == input.count else {
+            if inFD >= 0 { close(inFD) }
+            throw APIError.internal("write the input of \(path): \(String(cString: strerror(errno)))")
+        }
+        lseek(inFD, 0, SEEK_SET)
+    }
+    defer { if inFD >= 0 { close(inFD) } }
     var argv: [UnsafeMutablePointer<CChar>?] = ([path] + args).map { strdup($0) } + [nil]
     defer { argv.forEach { free($0) } }
-    let pid = cl_spawn(path, &argv, nil, out, err)
+    var envp: [UnsafeMutablePointer<CChar>?] = (env ?? []).map { strdup($0) } + [nil]
+    defer { envp.forEach { free($0) } }
+    let pid = env == nil ? cl_spawn_env(path, &argv, environ, nil, inFD, out, err) : cl_spawn_env(path, &argv, &envp, nil, inFD, out, err)
     guard pid > 0 else { throw APIError.internal("spawn \(path): \(String(cString: strerror(errno)))") }
     var status: Int32 = 0
     while waitpid(pid, &status, 0) < 0 && errno == EINTR {}

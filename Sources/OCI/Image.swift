@@ -61,6 +61,8 @@ public struct ImageConfiguration: Codable, Sendable {
         public var Cmd: [String]?
         public var WorkingDir: String?
         public var Volumes: [String: [String: String]]?
+        /// `"80/tcp": {}`: the ports `-P` publishes.
+        public var ExposedPorts: [String: [String: String]]?
         public var Labels: [String: String]?
         public var StopSignal: String?
         public var Healthcheck: HealthcheckConfig?

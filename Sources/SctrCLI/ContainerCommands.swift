@@ -163,9 +163,11 @@ struct ListContainers: ParsableCommand {
         let rows = list.map { c in
             Row(c, ["ID": noTrunc ? c.id : String(c.id.prefix(12)), "Names": c.name, "Image": c.image, "Status": ContainerText.status(c),
                     "State": c.status.rawValue, "Command": ContainerText.command(c), "CreatedAt": c.created, "Namespace": c.namespace,
-                    "Labels": ContainerText.labels(c.labels)])
+                    "Labels": ContainerText.labels(c.labels), "Ports": (c.network?.ports ?? []).map(\.text).joined(separator: ", "),
+                    "Networks": c.network?.mode ?? ""])
         }
-        try Listing(format: format).print(rows, columns: [("ID", "CONTAINER ID"), ("Image", "IMAGE"), ("Command", "COMMAND"), ("Status", "STATUS"), ("Names", "NAMES")])
+        try Listing(format: format).print(rows, columns: [("ID", "CONTAINER ID"), ("Image", "IMAGE"), ("Command", "COMMAND"), ("Status", "STATUS"),
+                                                          ("Ports", "PORTS"), ("Names", "NAMES")])
     }
 }
 

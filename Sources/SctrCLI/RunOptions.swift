@@ -47,6 +47,16 @@ struct ContainerOptions: ParsableArguments {
     @Option(help: "Overwrite the default ENTRYPOINT of the image ('' clears it).") var entrypoint: String?
     @Option(help: "Parent cgroup for the container.") var cgroupParent: String?
     @Option(name: [.customShort("l"), .long], help: "Set metadata on a container (KEY=VALUE).") var label: [String] = []
+    @Option(name: [.long, .customLong("net")], help: "Connect a container to a network (bridge, none, host, container:ID or a name; repeatable).")
+    var network: [String] = []
+    @Option(name: [.long, .customLong("net-alias")], help: "Add a network-scoped alias for the container.") var networkAlias: [String] = []
+    @Option(name: .shortAndLong, help: "Publish a container's port(s) to the host ([ip:][hostPort:]containerPort[/tcp|udp]).") var publish: [String] = []
+    @Flag(name: [.customShort("P"), .long], help: "Publish all exposed ports to random ports.") var publishAll = false
+    @Option(help: "IPv4 address (e.g., 172.30.100.104).") var ip: String?
+    @Option(help: "Set custom DNS servers.") var dns: [String] = []
+    @Option(help: "Set custom DNS search domains.") var dnsSearch: [String] = []
+    @Option(help: "Set DNS options.") var dnsOption: [String] = []
+    @Option(help: "Add a custom host-to-IP mapping (host:ip).") var addHost: [String] = []
     @Flag(name: .shortAndLong, help: "Keep STDIN open.") var interactive = false
     @Flag(name: .shortAndLong, help: "Allocate a pseudo-TTY.") var tty = false
     @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The image, then the command and its arguments.", valueName: "IMAGE [COMMAND] [ARG...]"))
@@ -67,6 +77,7 @@ struct ContainerOptions: ParsableArguments {
         if let r = restart { do { _ = try RestartPolicy(parsing: r) } catch { throw ValidationError("--restart: \(error)") } }
         for l in label where l.split(separator: "=", maxSplits: 1).first.map({ $0.isEmpty }) ?? true { throw ValidationError("--label: \(l) is not KEY[=VALUE]") }
         for f in envFile where !FileManager.default.isReadableFile(atPath: f) { throw ValidationError("--env-file: cannot read \(f)") }
+        for p in publish { do { _ = try PortBinding.parse(p) } catch { throw ValidationError("invalid argument \"\(p)\" for \"-p, --publish\" flag: \(error)") } }
     }
 
     /// The health check the flags describe: `--no-healthcheck` is `NONE`; a timing flag alone
@@ -114,6 +125,15 @@ struct ContainerOptions: ParsableArguments {
         o.tty = tty
         o.stdin = interactive
         o.labels = LabelFlags.parse(label)
+        o.networks = network.isEmpty ? nil : network
+        o.networkAliases = networkAlias.isEmpty ? nil : networkAlias
+        o.publish = publish.isEmpty ? nil : try publish.flatMap { try PortBinding.parse($0) }
+        o.publishAll = publishAll ? true : nil
+        o.ip = ip
+        o.dns = dns.isEmpty ? nil : dns
+        o.dnsSearch = dnsSearch.isEmpty ? nil : dnsSearch
+        o.dnsOptions = dnsOption.isEmpty ? nil : dnsOption
+        o.addHosts = addHost.isEmpty ? nil : addHost
         return o
     }
 }

@@ -18,7 +18,7 @@ public struct Sctr: ParsableCommand {
             Rename.self, Update.self, Top.self, Stats.self, Copy.self, Diff.self, Export.self, SystemCommand.self, ImageCommand.self,
             ListContainers.self, Inspect.self, Logs.self, Exec.self,
             ListImages.self, Import.self, Tag.self, RemoveImages.self,
-            VolumeCommand.self, Events.self, Version.self, Info.self, NamespaceCommand.self,
+            VolumeCommand.self, NetworkCommand.self, Port.self, Events.self, Version.self, Info.self, NamespaceCommand.self,
         ])
 
     @OptionGroup public var global: GlobalOptions

@@ -13,7 +13,7 @@ struct Scontainerd: ParsableCommand {
         commandName: "scontainerd",
         abstract: "The srunc supervisor: images, containers through sshim, volumes, events, over a JSON-lines RPC.",
         version: "scontainerd 0.2.0 (protocol \(protocolVersion))",
-        subcommands: [UnpackLayer.self, Check.self])
+        subcommands: [UnpackLayer.self, Check.self, NetworksDown.self])
 
     @Option(help: "Content, snapshots, container data, volumes, metadata.db.") var root = "/var/lib/scontainerd"
     @Option(help: "Socket, bundles, shim state, the runtime's state.") var state = "/run/scontainerd"
@@ -111,6 +111,25 @@ struct Check: ParsableCommand {
         for p in problems { print(p) }
         if !problems.isEmpty { throw ExitCode.failure }
         print("\(root): consistent")
+    }
+}
+
+/// Every network off the host, for a stopped daemon (uninstall, or tests that end what they made).
+struct NetworksDown: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "networks-down",
+                                                    abstract: "Take the networks of a stopped daemon off the host: attachments, bridges, rules, DNS.")
+    @Argument(help: "The daemon's root.") var root = "/var/lib/scontainerd"
+    @Argument(help: "The daemon's state directory.") var state = "/run/scontainerd"
+
+    func run() throws {
+        guard FileManager.default.fileExists(atPath: root + "/metadata.db") else { throw ValidationError("\(root) holds no scontainerd store") }
+        var config = DaemonConfig()
+        config.root = root
+        config.state = state
+        let daemon = try Daemon(config: config, log: Logger(label: "scontainerd"))
+        let problems = daemon.takeNetworksDown()
+        for p in problems { print(p) }
+        if !problems.isEmpty { throw ExitCode.failure }
     }
 }
 

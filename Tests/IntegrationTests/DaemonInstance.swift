@@ -101,6 +101,11 @@ final class DaemonInstance: @unchecked Sendable {
             waitForExit(pid)
             pid = 0
         }
+        // The daemon leaves its bridges and its DNS server up when it stops, as docker does.
+        if FileManager.default.fileExists(atPath: dir + "/root/metadata.db") {
+            let down = try? execute(DaemonInstance.binDir + "/scontainerd", ["networks-down", dir + "/root", dir + "/state"])
+            if down?.code != 0 { print("networks-down: \(down?.stdout ?? "") \(down?.stderr ?? "")") }
+        }
         HostCleanup.sweep(dir: dir, cgroup: name, client: "scontainerd")
     }
 }

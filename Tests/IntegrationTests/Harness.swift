@@ -212,3 +212,20 @@ func eventually(_ what: @autoclosure () -> String, seconds: Double = 20, _ condi
         usleep(10_000)
     }
 }
+
+/// A TCP port on 127.0.0.1 that nothing listens on now, chosen by the kernel (bind to port 0):
+/// two daemons that each allocate "the next free port" from the same range would pick the same one.
+func freeLoopbackPort(type: Int32 = Int32(SOCK_STREAM.rawValue)) throws -> UInt16 {
+    let fd = socket(AF_INET, type, 0)
+    guard fd >= 0 else { throw ClientError("socket: errno \(errno)") }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    guard bound else { throw ClientError("bind 127.0.0.1:0: errno \(errno)") }
+    return UInt16(bigEndian: address.sin_port)
+}

@@ -100,4 +100,8 @@ long cl_join_session_keyring(const char *name);
 /// accept4 (a GNU extension Swift cannot see): the new socket with flags such as SOCK_CLOEXEC.
 int cl_accept4(int fd, int flags);
 
+/// A new network namespace kept alive by a bind mount at `path` (an existing file): made by a
+/// short-lived thread that unshares it, so the caller's own namespace never changes.
+int cl_netns_create(const char *path);
+
 #endif
