@@ -66,16 +66,19 @@ def gz(b):
     return gzip.compress(b, mtime=0)
 
 
-def image(layers, arch="amd64", size_lie=0):
+def image(layers, arch="amd64", size_lie=0, exposed=None):
     """Blobs {digest: bytes} and the manifest descriptor for an image of uncompressed `layers`
-    (the last layer's declared size off by `size_lie`)."""
+    (the last layer's declared size off by `size_lie`; `exposed` ports in its config)."""
     blobs, descs = {}, []
     for raw in layers:
         z = gz(raw)
         blobs[sha(z)] = z
         descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha(z), "size": len(z)})
     descs[-1]["size"] += size_lie
-    config = json.dumps({"architecture": arch, "os": "linux", "config": {"Cmd": ["sh"], "Env": ["PATH=/bin:/usr/bin"]},
+    run = {"Cmd": ["sh"], "Env": ["PATH=/bin:/usr/bin"]}
+    if exposed:
+        run["ExposedPorts"] = {p: {} for p in exposed}
+    config = json.dumps({"architecture": arch, "os": "linux", "config": run,
                          "rootfs": {"type": "layers", "diff_ids": [sha(l) for l in layers]}}, sort_keys=True).encode()
     blobs[sha(config)] = config
     manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -124,6 +127,10 @@ write_tar(os.path.join(out, "layered-docker.tar"), files)
 
 base_blobs, base_desc = image([base, data])
 write_tar(os.path.join(out, "base-oci.tar"), layout_files(base_blobs, [named(base_desc, "test/base:1")]))
+
+# An image that exposes ports, for -P.
+web_blobs, web_desc = image([base, data], exposed=["80/tcp", "8081/tcp"])
+write_tar(os.path.join(out, "web-oci.tar"), layout_files(web_blobs, [named(web_desc, "test/web:1")]))
 
 arm_blobs, arm = image([data], arch="arm64")
 index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [arm]}).encode()
