@@ -29,7 +29,7 @@ extension Metadata {
     /// Up to `limit` events of a namespace after `seq`, oldest first.
     func events(_ ns: String, after seq: Int64, limit: Int) throws -> [Event] {
         try db.read { db in
-            try Row.fetchAll(db, sql: "SELECT seq, body FROM events WHERE seq > ? AND (namespace = ? OR namespace = '') ORDER BY seq LIMIT ?", arguments: [seq, ns, limit]).compactMap { row in
+            try Row.fetchAll(db, sql: "SELECT seq, body FROM events WHERE seq > ? AND namespace = ? ORDER BY seq LIMIT ?", arguments: [seq, ns, limit]).compactMap { row in
                 guard var event = try? ValueDecoder(strict: false).decode(Event.self, from: JSONValue.parse(row["body"] as String)) else { return nil }
                 event.seq = row["seq"]
                 return event

@@ -183,7 +183,7 @@ struct Handlers {
         case .volumeRemove:
             try reply(Calls.VolumeRemove.self) { p in try daemon.removeVolume(ns, p.name); return Empty() }
         case .networkCreate:
-            try reply(Calls.NetworkCreate.self) { p in try daemon.createNetwork(p) }
+            try reply(Calls.NetworkCreate.self) { p in try daemon.createNetwork(ns, p) }
         case .networkList:
             try reply(Calls.NetworkList.self) { p in
                 let filter = try FilterSet(p.filters, allowed: NetworkListParams.filterKeys)
@@ -192,13 +192,13 @@ struct Handlers {
         case .networkInspect:
             try reply(Calls.NetworkInspect.self) { p in daemon.networkInfo(try daemon.findNetwork(p.name)) }
         case .networkRemove:
-            try reply(Calls.NetworkRemove.self) { p in try daemon.removeNetwork(p.name); return Empty() }
+            try reply(Calls.NetworkRemove.self) { p in try daemon.removeNetwork(ns, p.name); return Empty() }
         case .networkConnect:
             try reply(Calls.NetworkConnect.self) { p in try daemon.connectNetwork(ns, p); return Empty() }
         case .networkDisconnect:
             try reply(Calls.NetworkDisconnect.self) { p in try daemon.disconnectNetwork(ns, p); return Empty() }
         case .networkPrune:
-            try reply(Calls.NetworkPrune.self) { _ in var r = PruneResult(); r.networksDeleted = try daemon.pruneNetworks(); return r }
+            try reply(Calls.NetworkPrune.self) { _ in var r = PruneResult(); r.networksDeleted = try daemon.pruneNetworks(ns); return r }
         case .eventsSubscribe:
             let p = try request.decode(Calls.EventsSubscribe.self)
             let filter = try FilterSet(p.filters, allowed: SubscribeParams.filterKeys)

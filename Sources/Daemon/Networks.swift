@@ -17,7 +17,7 @@ extension Daemon {
     func ensureNetworks() {
         do {
             if try metadata.network(Daemon.defaultNetwork) == nil {
-                _ = try createNetwork(NetworkCreateParams(name: Daemon.defaultNetwork))
+                _ = try createNetwork(Request.defaultNamespace, NetworkCreateParams(name: Daemon.defaultNetwork))
             }
             for n in try metadata.networks() {
                 logged("network \(n.name): its bridge") { try NetworkHost.locked { try NetworkHost.ensureBridge(n) } }
@@ -27,7 +27,8 @@ extension Daemon {
         }
     }
 
-    func createNetwork(_ p: NetworkCreateParams) throws -> NetworkInfo {
+    /// `ns`: where its event goes (the network itself is the host's).
+    func createNetwork(_ ns: String, _ p: NetworkCreateParams) throws -> NetworkInfo {
         try p.validate()
         if ["none", "host"].contains(p.name) { throw APIError.conflict("network name \(p.name) is reserved") }
         if try metadata.network(p.name) != nil { throw APIError.conflict("network with name \(p.name) already exists") }
@@ -52,7 +53,7 @@ extension Daemon {
             try NetworkHost.ensureBridge(row)
             do {
                 try writeConfigList(row)
-                try metadata.insertNetwork(row, event: EventDraft(namespace: "", type: .network, action: .create, id: id, attributes: ["name": p.name]))
+                try metadata.insertNetwork(row, event: EventDraft(namespace: ns, type: .network, action: .create, id: id, attributes: ["name": p.name]))
             } catch {
                 _ = NetworkHost.removeBridge(row)
                 try? FileManager.default.removeItem(atPath: configListPath(row.name))
@@ -68,23 +69,23 @@ extension Daemon {
         return n
     }
 
-    func removeNetwork(_ ref: String) throws {
+    func removeNetwork(_ ns: String, _ ref: String) throws {
         let n = try findNetwork(ref)
         if n.name == Daemon.defaultNetwork { throw APIError.precondition("bridge is a pre-defined network and cannot be removed") }
         let users = try metadata.containers(nil).filter { networkNames($0.options).contains(n.name) }
         if let user = users.first { throw APIError.conflict("network \(n.name) has container \(user.name) attached (\(users.count) in all)") }
-        try metadata.removeNetwork(n.id, event: EventDraft(namespace: "", type: .network, action: .destroy, id: n.id, attributes: ["name": n.name]))
+        try metadata.removeNetwork(n.id, event: EventDraft(namespace: ns, type: .network, action: .destroy, id: n.id, attributes: ["name": n.name]))
         for problem in NetworkHost.removeBridge(n) { log.warning("network \(n.name): \(problem)") }
         try? FileManager.default.removeItem(atPath: configListPath(n.name))
         try? FileManager.default.removeItem(atPath: ipamDir + "/" + n.name)
     }
 
     /// Every user-defined network no container names.
-    func pruneNetworks() throws -> [String] {
+    func pruneNetworks(_ ns: String) throws -> [String] {
         let used = Set(try metadata.containers(nil).flatMap { networkNames($0.options) })
         var removed: [String] = []
         for n in try metadata.networks() where n.name != Daemon.defaultNetwork && !used.contains(n.name) {
-            do { try removeNetwork(n.id); removed.append(n.name) } catch { log.warning("prune network \(n.name): \(error)") }
+            do { try removeNetwork(ns, n.id); removed.append(n.name) } catch { log.warning("prune network \(n.name): \(error)") }
         }
         return removed
     }

@@ -70,7 +70,7 @@ extension Daemon {
         }
         result.imagesDeleted = try pruneImages(ns, all: p.all == true)
         if p.volumes == true { result.volumesDeleted = try pruneVolumes(ns) }
-        result.networksDeleted = try pruneNetworks()
+        result.networksDeleted = try pruneNetworks(ns)
         result.spaceReclaimed = try collectGarbage()
         return result
     }
