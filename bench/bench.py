@@ -310,8 +310,9 @@ try:
     # 5. Daemon throughput: N run --rm of /bin/true, one after another and all at once.
     import concurrent.futures
     def through(kind, i):
+        # No network on either side: ctr run gives a namespace with loopback only, as --network none.
         if kind == "scontainerd":
-            return SCTR + ["run", "--rm", "--cgroup-parent", "/srunc-bench", IMAGE, "/bin/true"]
+            return SCTR + ["run", "--rm", "--network", "none", "--cgroup-parent", "/srunc-bench", IMAGE, "/bin/true"]
         return ctr_run("t%d" % i, ["/bin/true"]) + []
     counter = [0]
     for mode in ("sequential", "concurrent"):
@@ -338,6 +339,43 @@ try:
             rows.append(("run --rm x10 %s (runs/s)" % mode, kind, med, min(rates[kind]), max(rates[kind]), base, ""))
             if mode == "sequential" and kind == "scontainerd":
                 sd_rate, ctd_rate = med, base
+    # 5b. Networked runs: a bridge network and a published port. podman through netavark on a
+    # private network; containerd+ctr with the CNI plugins and the host's first CNI config
+    # (podman's 87-podman-bridge: bridge, portmap, firewall, tuning), without a port (ctr has
+    # no flag for one).
+    net = "srunc-bench-%d" % os.getpid()
+    for c in (SCTR + ["network", "create", net], PODMAN + ["network", "create", net]):
+        r = sh(c)
+        if r.returncode: raise RuntimeError(r.stderr.decode())
+    had_cni_bridge = os.path.exists("/sys/class/net/cni-podman0")
+    def networked(kind, i):
+        if kind == "scontainerd":
+            return SCTR + ["run", "--rm", "--network", net, "-p", "127.0.0.1::80", "--cgroup-parent", "/srunc-bench", IMAGE, "/bin/true"]
+        if kind == "podman (netavark)":
+            return PODMAN + ["run", "--rm", "--network", net, "-p", "127.0.0.1::80", "--cgroup-parent", "/srunc-bench", IMAGE, "/bin/true"]
+        return [*CTR, "run", "--rm", "--cni", "--runc-root", ctd + "/runc", "--fifo-dir", ctd + "/fifo", "--cgroup", "/srunc-bench/n%d" % i, IMAGE, "n%d" % i, "/bin/true"]
+    kinds = ("scontainerd", "podman (netavark)", "containerd+ctr (CNI)")
+    rates = {k: [] for k in kinds}
+    try:
+        for rep in range(3):
+            for kind in kinds:
+                counter[0] += 1
+                cmds = [networked(kind, counter[0] * 100 + i) for i in range(10)]
+                t0 = time.perf_counter()
+                for c in cmds:
+                    r = sh(c)
+                    if r.returncode: raise RuntimeError("%s: %s" % (kind, r.stderr.decode()[-300:]))
+                rates[kind].append(10 / (time.perf_counter() - t0))
+    finally:
+        sh(SCTR + ["network", "rm", net]); sh(PODMAN + ["network", "rm", "-f", net])
+        if not had_cni_bridge:
+            subprocess.run(["ip", "link", "del", "cni-podman0"], stderr=subprocess.DEVNULL)
+    base = statistics.median(rates["podman (netavark)"])
+    for kind in kinds:
+        rows.append(("run --rm bridge+port x10 (runs/s)", kind, statistics.median(rates[kind]), min(rates[kind]), max(rates[kind]), base,
+                     "no port" if "ctr" in kind else ""))
+    net_rate, net_podman, net_ctd = statistics.median(rates["scontainerd"]), base, statistics.median(rates["containerd+ctr (CNI)"])
+
     # 6. Logs through the daemon vs straight from the shim: 1,000,000 records (~75 MB).
     r = sh(SCTR + ["run", "-d", "--name", "talker", "--cgroup-parent", "/srunc-bench", IMAGE, "sh", "-c",
                    "i=0; while [ $i -lt 200 ]; do seq 1 5000; i=$((i+1)); done; sleep 1000"])
@@ -365,6 +403,7 @@ finally:
     for proc in (scontainerd, containerd):
         proc.terminate()
         proc.wait()
+    subprocess.run([os.path.join(rel, "scontainerd"), "networks-down", sd + "/root", sd + "/state"], capture_output=True)
     for w in (work,):
         for p in pids_matching(w):
             try:
@@ -391,5 +430,7 @@ try:
         sshim_dirty, conmon_dirty, "met" if sshim_dirty <= conmon_dirty else "NOT met", sshim_rss, "met" if sshim_rss <= 3072 else "NOT met"))
     print("         scontainerd sequential rate >= 2x containerd's: %.2fx %s; idle RSS <= half containerd's: %.2fx %s" % (
         sd_rate / ctd_rate, "met" if sd_rate >= 2 * ctd_rate else "NOT met", sd_rss / ctd_rss, "met" if sd_rss <= ctd_rss / 2 else "NOT met"))
+    print("         networked run --rm rate: %.2fx podman's, %.2fx containerd's with CNI (no target yet; issue 18 adds one)" % (
+        net_rate / net_podman, net_rate / net_ctd))
 except NameError as e:
     print("         (memory/daemon rows missing: %s)" % e)

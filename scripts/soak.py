@@ -108,7 +108,8 @@ class Daemon:
                 cgroups += sum(1 for e in os.listdir(d) if os.path.isdir(os.path.join(d, e)))
         shims = sum(1 for p in os.listdir("/proc") if p.isdigit() and self.state in proc_cmdline(p) and "sshim" in proc_cmdline(p))
         code, out, _ = self.sctr(["ps", "-aq"])
-        return {"shims": shims, "runtime": count(self.state + "/runtime"), "bundles": count(self.state + "/containers"),
+        cni = sum(len(files) for _, _, files in os.walk(self.root + "/cni/results"))
+        return {"netns": count(self.state + "/netns"), "cni attachments": cni, "shims": shims, "runtime": count(self.state + "/runtime"), "bundles": count(self.state + "/containers"),
                 "shim dirs": count(self.state + "/shims"), "container dirs": count(self.root + "/containers"),
                 "mounts": mounts, "cgroups": cgroups, "records": len(out.split()) if code == 0 else -1}
 
@@ -127,6 +128,9 @@ class Daemon:
         self.remove_all()
         self.stop()
         cleanup_host(self)
+        # The daemon leaves its bridges and DNS server up when it stops, as docker does.
+        if os.path.exists(self.root + "/metadata.db"):
+            subprocess.run([os.path.join(self.bin, "scontainerd"), "networks-down", self.root, self.state], capture_output=True)
 
 
 def proc_cmdline(pid):
