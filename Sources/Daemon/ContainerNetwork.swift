@@ -139,6 +139,19 @@ extension Daemon {
         NetworkHost.removeNamespace(at: netnsPath(id))
     }
 
+    /// After a restart of the daemon: CNI CHECK of a running container's attachments, on a
+    /// thread of its own (a plugin run per attachment; the daemon serves meanwhile). What is
+    /// broken is logged; the container keeps what it has.
+    func checkNetwork(_ id: String) {
+        let attachments = cni.cached(id).filter { !$0.result.isEmpty }
+        guard !attachments.isEmpty else { return }
+        Thread.detachNewThread { [self] in
+            for a in attachments {
+                do { try cni.check(a) } catch { log.warning("container \(id): network \(a.network) fails CNI CHECK: \(error)") }
+            }
+        }
+    }
+
     /// The namespace path and attachments as inspect shows them.
     func networkSettings(_ c: Metadata.ContainerRow) -> NetworkSettings {
         let mode: String

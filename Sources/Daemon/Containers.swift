@@ -95,7 +95,8 @@ extension Daemon {
     func startContainer(_ c: Metadata.ContainerRow) throws {
         switch c.status {
         case .created:
-            try shim(c.id).call("start")
+            // A start that fails leaves no network behind (a later start is refused the same way).
+            do { try shim(c.id).call("start") } catch { tearDownNetwork(c.id); throw error }
             try metadata.setStatus(c.id, .running, started: true, event: EventDraft(namespace: c.namespace, type: .container, action: .start, id: c.id, attributes: ["name": c.name]))
             monitor(c.id)
         case .exited:
@@ -348,6 +349,7 @@ extension Daemon {
                 // The monitor records the exit, whether it is still to come, already in the
                 // shim's exit record, or lost with the shim.
                 reclaimPorts(c.id)
+                checkNetwork(c.id)
                 monitor(c.id)
             case .exited, .restarting:
                 // Exited while the daemon was down: its network goes now.

@@ -47,6 +47,9 @@ struct NetworkTests {
         #expect(page == hostname + "\n")
         #expect(try d.sctr(["port", "web"]).stdout == "80/tcp -> 127.0.0.1:\(port)\n")
         #expect(try d.sctr(["port", "web", "80"]).stdout == "127.0.0.1:\(port)\n")
+        // A restart sets the network up again, on the same host port.
+        #expect(try d.sctr(["restart", "-t", "0", "web"]).code == 0)
+        try eventually("the port answers after a restart") { try Self.fetch("http://127.0.0.1:\(port)/hostname") == hostname + "\n" }
 
         let taken = try Self.web(d, ["--name", "second", "-p", "127.0.0.1:\(port):80"])
         #expect(taken.code == 125 && taken.stderr.contains("port is already allocated"), "\(taken)")
@@ -110,6 +113,10 @@ struct NetworkTests {
         let holderIP = try Self.endpoint(d, "holder")["ipAddress"] as? String ?? "-"
         let joined = try d.run(["--rm", "--network", "container:holder"], Self.image, ["sh", "-c", "ip -4 -o addr show eth0; hostname"])
         #expect(joined.stdout.contains(" \(holderIP)/") && joined.stdout.hasSuffix("holder-host\n"), "\(joined)")
+        // internal: addresses, no way out.
+        #expect(try d.sctr(["network", "create", "--internal", "sealed"]).code == 0)
+        let sealed = try d.run(["--rm", "--network", "sealed"], Self.image, ["sh", "-c", "ip route"])
+        #expect(sealed.code == 0 && sealed.stdout.contains(" dev eth0 ") && !sealed.stdout.contains("default"), "\(sealed)")
         let host = try d.run(["--rm", "--network", "host"], Self.image, ["sh", "-c", "readlink /proc/self/ns/net"])
         #expect(host.stdout == (try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net")) + "\n")
 

@@ -1,4 +1,5 @@
 import Foundation
+import API
 import OCI
 import Wire
 @testable import Runtime
@@ -111,5 +112,36 @@ import Testing
         #expect(throws: RuntimeError.self) { try StateStore.validate(id: "") }
         #expect(throws: RuntimeError.self) { try StateStore.validate(id: "a/b") }
         #expect(throws: Never.self) { try StateStore.validate(id: "ok_id-1.2+3") }
+    }
+}
+
+/// docker's `-p` grammar and the address arithmetic networks use.
+@Suite("network values")
+struct NetworkValueTests {
+    @Test func publishGrammar() throws {
+        #expect(try PortBinding.parse("80") == [PortBinding(hostPort: 0, containerPort: 80)])
+        #expect(try PortBinding.parse("8080:80/udp") == [PortBinding(hostPort: 8080, containerPort: 80, proto: .udp)])
+        #expect(try PortBinding.parse("127.0.0.1::53") == [PortBinding(hostIP: "127.0.0.1", hostPort: 0, containerPort: 53)])
+        #expect(try PortBinding.parse("9000-9002:7000-7002").map(\.text) == ["0.0.0.0:9000->7000/tcp", "0.0.0.0:9001->7001/tcp", "0.0.0.0:9002->7002/tcp"])
+        for bad in ["", "x", "80:x", "0", "1-3:5-6", "80/sctp", "300.1.1.1:80:80", "1:2:3:4", "70000"] {
+            #expect(throws: APIError.self, "\(bad)") { try PortBinding.parse(bad) }
+        }
+    }
+
+    @Test func subnets() throws {
+        let a = try #require(IPv4Network(cidr: "172.17.0.0/16")), b = try #require(IPv4Network(cidr: "172.17.5.0/24"))
+        let c = try #require(IPv4Network(cidr: "172.18.0.0/16"))
+        #expect(a.overlaps(b) && b.overlaps(a) && !a.overlaps(c))
+        #expect(IPv4Network(cidr: "172.17.0.1/16") == nil, "host bits set")
+        let inside = try #require(IPv4Address("172.17.255.254")), broadcast = try #require(IPv4Address("172.17.255.255"))
+        #expect(a.containsHost(inside) && !a.containsHost(broadcast))
+        #expect(IPv4Address("1.2.3") == nil && IPv4Address("01.2.3.4") == nil && IPv4Address("1.2.3.4")?.description == "1.2.3.4")
+        var p = NetworkCreateParams(name: "n")
+        p.gateway = "10.0.0.1"
+        #expect(throws: APIError.self) { try p.validate() }
+        p.subnet = "10.0.0.0/24"
+        #expect(throws: Never.self) { try p.validate() }
+        p.gateway = "10.0.1.1"
+        #expect(throws: APIError.self) { try p.validate() }
     }
 }
