@@ -127,10 +127,11 @@ class Daemon:
     def close(self):
         self.remove_all()
         self.stop()
-        cleanup_host(self)
-        # The daemon leaves its bridges and DNS server up when it stops, as docker does.
+        # The daemon leaves its bridges and DNS server up when it stops, as docker does; before
+        # the cleanup, which unmounts a root on its own filesystem.
         if os.path.exists(self.root + "/metadata.db"):
             subprocess.run([os.path.join(self.bin, "scontainerd"), "networks-down", self.root, self.state], capture_output=True)
+        cleanup_host(self)
 
 
 def proc_cmdline(pid):
