@@ -127,10 +127,6 @@ class Daemon:
     def close(self):
         self.remove_all()
         self.stop()
-        # The daemon leaves its bridges and DNS server up when it stops, as docker does; before
-        # the cleanup, which unmounts a root on its own filesystem.
-        if os.path.exists(self.root + "/metadata.db"):
-            subprocess.run([os.path.join(self.bin, "scontainerd"), "networks-down", self.root, self.state], capture_output=True)
         cleanup_host(self)
 
 
@@ -142,7 +138,10 @@ def proc_cmdline(pid):
 
 
 def cleanup_host(d):
-    """Whatever a failed scenario left: processes, mounts, cgroups (by our own markers only)."""
+    """Whatever a failed scenario left: processes, mounts, cgroups (by our own markers only),
+    and the networks the (stopped) daemon leaves up, as docker does."""
+    if os.path.exists(d.root + "/metadata.db"):
+        subprocess.run([os.path.join(d.bin, "scontainerd"), "networks-down", d.root, d.state], capture_output=True)
     for p in os.listdir("/proc"):
         if p.isdigit() and d.state in proc_cmdline(p):
             try:

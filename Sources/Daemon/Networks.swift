@@ -30,7 +30,8 @@ extension Daemon {
     /// `ns`: where its event goes (the network itself is the host's).
     func createNetwork(_ ns: String, _ p: NetworkCreateParams) throws -> NetworkInfo {
         try p.validate()
-        if ["none", "host"].contains(p.name) { throw APIError.conflict("network name \(p.name) is reserved") }
+        // none and host are modes; aardvark-dns keeps its pid file beside the networks' files.
+        if ["none", "host", "aardvark.pid"].contains(p.name) { throw APIError.conflict("network name \(p.name) is reserved") }
         if try metadata.network(p.name) != nil { throw APIError.conflict("network with name \(p.name) already exists") }
         let id = Daemon.newID()
         let row = try NetworkHost.locked { () -> Metadata.NetworkRow in
