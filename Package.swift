@@ -20,6 +20,13 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
+        // Digests of everything the store takes in: a maintained SHA-256 (BoringSSL's), not ours.
+        .package(url: "https://github.com/apple/swift-crypto", exact: "3.12.3"),
+        // Registries: HTTP/1.1 and TLS with per-registry CAs (URLSession on Linux cannot take a
+        // trust root per request), streaming bodies, Range requests.
+        .package(url: "https://github.com/swift-server/async-http-client", exact: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", exact: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", exact: "2.37.6"),
     ],
     targets: [
         // The few syscalls and macros Swift cannot import (clone, setns, variadic prctl/ioctl, cmsg).
@@ -32,14 +39,21 @@ let package = Package(
         .target(name: "Runtime", dependencies: ["CLinux", "OCI", "Wire"]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         // Images: content store, tar and gzip readers, importers, layer unpacking into snapshots.
-        .target(name: "ImageStore", dependencies: ["CLinux", "CZlib", "OCI"], swiftSettings: alwaysOptimized),
+        .target(name: "ImageStore", dependencies: ["CLinux", "CZlib", "OCI", .product(name: "Crypto", package: "swift-crypto")],
+                swiftSettings: alwaysOptimized),
+        // The OCI distribution protocol: pull from (and push to) registries into the content store.
+        .target(name: "Registry", dependencies: [
+            "ImageStore", "OCI", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "Logging", package: "swift-log"),
+        ]),
         // The supervisor: JSON-lines RPC, image and container services, metadata in SQLite.
         // One JSON object per line over unix sockets, shared by the daemon and its client.
         .target(name: "RPC", dependencies: ["CLinux", "Wire"]),
         // The daemon's contract: every method's params, result and errors, every notice and event.
         .target(name: "API", dependencies: ["OCI", "Wire"]),
         .target(name: "Daemon", dependencies: [
-            "API", "ImageStore", "OCI", "CLinux", "RPC", "Wire",
+            "API", "ImageStore", "OCI", "CLinux", "RPC", "Registry", "Wire",
             .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "scontainerd", dependencies: [

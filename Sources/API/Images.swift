@@ -45,7 +45,20 @@ public struct ImportProgress: Notice {
     /// Layers done and in all, when the message is about a layer.
     public var current: Int?
     public var total: Int?
+    /// A pull's blob and its bytes so far and in all.
+    public var digest: String?
+    public var bytes: Int64?
+    public var totalBytes: Int64?
     public init(message: String, current: Int?, total: Int?) { self.message = message; self.current = current; self.total = total }
+}
+
+/// An image from a registry (`image.pull`).
+public struct PullParams: Codable, Sendable {
+    /// `name[:tag|@digest]`, normalized as docker's (`busybox` is docker.io/library/busybox:latest).
+    public var reference: String
+    /// `os/arch[/variant]` to take from an index (default linux/amd64).
+    public var platform: String?
+    public init(reference: String, platform: String? = nil) { self.reference = reference; self.platform = platform }
 }
 
 /// An image (or volume) by name; images also by digest or unique digest prefix.

@@ -4,6 +4,7 @@ import Foundation
 import ImageStore
 import Logging
 import OCI
+import Registry
 import Wire
 
 /// The supervisor: owns the stores, answers RPC methods, and watches every running
@@ -39,6 +40,8 @@ public final class Daemon: @unchecked Sendable {
     var networkLocks: [String: NSLock] = [:]
     /// aardvark-dns for names on user-defined networks.
     let nameServer: NameServer
+    /// The registry client (pulls), with its connection pool.
+    let registry: Registry
     static let version = "0.2.0"
 
     public init(config: DaemonConfig, log: Logger) throws {
@@ -57,6 +60,7 @@ public final class Daemon: @unchecked Sendable {
         snapshots = try Snapshotter(root: config.root + "/snapshots", content: content, maxLayerBytes: config.maxLayerBytes)
         importer = ImageImporter(content: content, scratchRoot: config.root + "/content/scratch")
         nameServer = NameServer(dir: config.state + "/aardvark-dns")
+        registry = Registry(options: config.registry)
         moveVolumesIntoNamespaces()
     }
 

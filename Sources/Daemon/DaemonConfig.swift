@@ -1,4 +1,5 @@
 import Foundation
+import Registry
 
 /// Where the daemon keeps things and which programs it runs; every path overridable so tests
 /// run private daemons side by side.
@@ -20,6 +21,9 @@ public struct DaemonConfig: Sendable {
     /// (docker.io's docker-init) or catatonit (podman's).
     public var initBinary: String? = ["/usr/bin/tini-static", "/usr/bin/catatonit", "/usr/libexec/podman/catatonit"]
         .first { FileManager.default.isExecutableFile(atPath: $0) }
+
+    /// Registries: insecure hosts, certs.d, docker's config.json for credentials, mirrors.
+    public var registry = RegistryOptions()
 
     /// Where the CNI plugins are (Debian's containernetworking-plugins: /usr/lib/cni).
     public var cniPluginDirs = ["/usr/lib/cni", "/opt/cni/bin", "/usr/libexec/cni"]

@@ -35,6 +35,10 @@ struct Handlers {
             try reply(Calls.ImageImport.self) { p in
                 ImageList(images: try daemon.importImages(ns, p) { connection.send(Line.notice(request.id, $0)) })
             }
+        case .imagePull:
+            try reply(Calls.ImagePull.self) { p in
+                ImageList(images: [try daemon.pullImage(ns, p) { connection.send(Line.notice(request.id, $0)) }])
+            }
         case .imageList:
             try reply(Calls.ImageList.self) { p in
                 let filter = try FilterSet(p.filters, allowed: ListParams.imageFilterKeys)

@@ -25,6 +25,10 @@ struct Scontainerd: ParsableCommand {
     @Option(help: "Imports stop while the store's disk has less than this free (e.g. 256m).") var minFreeSpace = "256m"
     @Option(help: "The daemon's log file (default ROOT/scontainerd.log).") var logFile: String?
     @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
+    @Option(help: "A registry (host[:port]) that may be reached over plain HTTP (loopback ones always may).") var insecureRegistry: [String] = []
+    @Option(help: "A mirror (host[:port]) tried before docker.io for its images.") var registryMirror: [String] = []
+    @Option(help: "Per-registry CAs as HOST[:PORT]/ca.crt.") var certsDir = "/etc/docker/certs.d"
+    @Option(help: "docker's config.json with registry credentials (default ~/.docker/config.json).") var authFile: String?
 
     func validate() throws {
         for (flag, path) in [("--root", root), ("--state", state), ("--socket", socket), ("--shim", shim), ("--runtime", runtime), ("--log-file", logFile)] {
@@ -47,6 +51,10 @@ struct Scontainerd: ParsableCommand {
         config.snapshotter = snapshotter
         config.maxLayerBytes = Self.bytes(maxLayerSize)!
         config.minFreeBytes = Self.bytes(minFreeSpace)!
+        config.registry.insecure = insecureRegistry
+        config.registry.mirrors = registryMirror
+        config.registry.certsDir = certsDir
+        if let authFile { config.registry.authFile = authFile }
         // Stop signals go to one thread that removes the socket and exits; blocked before any
         // other thread exists, so none of them ever takes the signal.
         var stopSignals = sigset_t()

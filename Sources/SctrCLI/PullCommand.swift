@@ -1,0 +1,50 @@
+import API
+import ArgumentParser
+import Foundation
+
+/// `sctr pull NAME[:TAG|@DIGEST]`, with docker's progress: one line per blob, redrawn in place
+/// on a terminal.
+struct Pull: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Download an image from a registry.")
+    @OptionGroup var global: GlobalOptions
+    @Option(help: "Set platform if server is multi-platform capable (os/arch[/variant]).") var platform: String?
+    @Flag(name: .shortAndLong, help: "Suppress verbose output.") var quiet = false
+    @Argument(help: "NAME[:TAG|@DIGEST]") var reference: String
+
+    func run() throws {
+        let terminal = isatty(1) != 0 && !quiet
+        var order: [String] = []
+        var lines: [String: String] = [:]
+        let result = try daemonCall {
+            try global.client.call(Calls.ImagePull.self, PullParams(reference: reference, platform: platform)) { line in
+                guard !quiet, let p = line.notice(ImportProgress.self), let digest = p.digest else { return }
+                let id = String(digest.dropFirst(7).prefix(12))
+                if lines[id] == nil { order.append(id) }
+                let done = p.bytes ?? 0, total = p.totalBytes ?? 0
+                let text = done >= total ? "\(id): Pull complete" : "\(id): Downloading \(Pull.bar(done, total))"
+                if terminal {
+                    let up = order.count - 1 - order.firstIndex(of: id)!
+                    if lines[id] == nil { print(text) } else { print("\u{1b}[\(up + 1)A\r\u{1b}[K\(text)\u{1b}[\(up + 1)B\r", terminator: "") }
+                    FileHandle.standardOutput.synchronizeFile()
+                } else if done >= total {
+                    print(text)
+                }
+                lines[id] = text
+            }
+        }
+        guard let image = result.images.first else { return }
+        if !quiet { print("Digest: \(image.digest)\nStatus: Downloaded image for \(image.name)") }
+        print(image.name)
+    }
+
+    /// `[=====>     ]  1.2MB/5.0MB`
+    static func bar(_ done: Int64, _ total: Int64) -> String {
+        let width = 40, filled = total > 0 ? Int(Int64(width) * min(done, total) / total) : 0
+        let arrow = String(repeating: "=", count: max(0, filled - 1)) + (filled > 0 ? ">" : "")
+        return "[" + arrow + String(repeating: " ", count: width - arrow.count) + "] " + size(done) + "/" + size(total)
+    }
+
+    static func size(_ n: Int64) -> String {
+        n >= 1_000_000 ? String(format: "%.1fMB", Double(n) / 1e6) : n >= 1000 ? String(format: "%.1fkB", Double(n) / 1e3) : "\(n)B"
+    }
+}

@@ -1,0 +1,120 @@
+import Foundation
+import Testing
+
+/// Pulls from a real registry (Debian's docker-registry on 127.0.0.1, TLS with a CA the test
+/// makes, basic auth), the image pushed there by skopeo (issue 16).
+@Suite("registries")
+struct RegistryTests {
+    static let name = "test/web:1"
+
+    /// A daemon that trusts the registry's CA and has its credentials (or the given file).
+    static func daemon(_ reg: RegistryInstance, authFile: String? = nil) throws -> DaemonInstance {
+        try DaemonInstance(["--certs-dir", reg.certsDir, "--auth-file", try authFile ?? reg.authFile()])
+    }
+
+    static func blobs(_ d: DaemonInstance) -> [String] {
+        (try? FileManager.default.contentsOfDirectory(atPath: d.dir + "/root/content/blobs/sha256")) ?? []
+    }
+
+    static func ingest(_ d: DaemonInstance) -> [String] {
+        (try? FileManager.default.contentsOfDirectory(atPath: d.dir + "/root/content/ingest")) ?? []
+    }
+
+    @Test("push with skopeo, pull with sctr over TLS with basic auth, run it: the digests match")
+    func pushThenPull() throws {
+        let reg = try RegistryInstance()
+        defer { reg.stop() }
+        try reg.push("web-oci.tar", as: Self.name)
+        let d = try Self.daemon(reg)
+        defer { d.stop() }
+        let pulled = try d.sctr(["pull", "\(reg.host)/\(Self.name)"])
+        #expect(pulled.code == 0 && pulled.stdout.hasSuffix("\(reg.host)/\(Self.name)\n"), "\(pulled)")
+        let digest = try reg.digest(Self.name)
+        #expect(digest.hasPrefix("sha256:") && pulled.stdout.contains("Digest: \(digest)\n"), "\(pulled) vs \(digest)")
+        let listed = try d.sctr(["images", "--format", "{{.Repository}}:{{.Tag}}"]).stdout
+        #expect(listed == "\(reg.host)/test/web:1\n", "\(listed)")
+        let ran = try d.run(["--rm", "--network", "none"], "\(reg.host)/\(Self.name)", ["cat", "/etc/hostname"])
+        #expect(ran.code == 0 && ran.stdout.count == 13, "\(ran)")
+        #expect(Self.ingest(d).isEmpty)
+        // By digest too, and a second pull has nothing to fetch.
+        let byDigest = try d.sctr(["pull", "-q", "\(reg.host)/test/web@\(digest)"])
+        #expect(byDigest.code == 0 && byDigest.stdout == "\(reg.host)/test/web@\(digest)\n", "\(byDigest)")
+    }
+
+    @Test("wrong or missing credentials, an unknown tag, another platform, an untrusted CA: clear errors, nothing stored")
+    func clearErrors() throws {
+        let reg = try RegistryInstance()
+        defer { reg.stop() }
+        try reg.push("web-oci.tar", as: Self.name)
+        let wrong = try Self.daemon(reg, authFile: try reg.authFile(password: "wrong"))
+        defer { wrong.stop() }
+        let refused = try wrong.sctr(["pull", "\(reg.host)/\(Self.name)"])
+        #expect(refused.code == 1 && refused.stderr.contains("unauthorized"), "\(refused)")
+        let none = try Self.daemon(reg, authFile: reg.dir + "/no-such-file.json")
+        defer { none.stop() }
+        let anonymous = try none.sctr(["pull", "\(reg.host)/\(Self.name)"])
+        #expect(anonymous.code == 1 && anonymous.stderr.contains("authentication required"), "\(anonymous)")
+
+        let d = try Self.daemon(reg)
+        defer { d.stop() }
+        let unknown = try d.sctr(["pull", "\(reg.host)/test/web:nosuch"])
+        #expect(unknown.code == 1 && unknown.stderr.contains("manifest unknown"), "\(unknown)")
+        let arm = try d.sctr(["pull", "--platform", "linux/arm64", "\(reg.host)/\(Self.name)"])
+        #expect(arm.code == 1 && arm.stderr.contains("does not match the platform linux/arm64"), "\(arm)")
+        let badName = try d.sctr(["pull", "\(reg.host)/Test/Upper"])
+        #expect(badName.code == 1 && badName.stderr.contains("reference"), "\(badName)")
+        for daemon in [wrong, none, d] {
+            #expect(try daemon.sctr(["images", "-q"]).stdout.isEmpty)
+            #expect(Self.ingest(daemon).isEmpty, "no partial blob: \(Self.ingest(daemon))")
+        }
+
+        let untrusting = try DaemonInstance(["--certs-dir", reg.dir + "/nothing", "--auth-file", try reg.authFile()])
+        defer { untrusting.stop() }
+        let tls = try untrusting.sctr(["pull", "\(reg.host)/\(Self.name)"])
+        #expect(tls.code == 1 && tls.stderr.contains("certificate is not trusted"), "\(tls)")
+    }
+
+    @Test("a blob with a flipped byte is refused and nothing of it is stored")
+    func flippedByte() throws {
+        let reg = try RegistryInstance()
+        defer { reg.stop() }
+        try reg.push("web-oci.tar", as: Self.name)
+        let proxy = try RegistryProxy(reg, mode: "flip")
+        defer { proxy.stop() }
+        let d = try Self.daemon(reg, authFile: try reg.authFile(for: proxy.host))
+        defer { d.stop() }
+        let r = try d.sctr(["pull", "\(proxy.host)/\(Self.name)"])
+        #expect(r.code == 1 && r.stderr.contains("digest mismatch"), "\(r)")
+        #expect(Self.blobs(d).isEmpty && Self.ingest(d).isEmpty, "\(Self.blobs(d)) \(Self.ingest(d))")
+        #expect(try d.sctr(["images", "-q"]).stdout.isEmpty)
+    }
+
+    @Test("a pull cut off mid-layer by a daemon crash resumes with Range; no temp file stays")
+    func resumesAfterCrash() throws {
+        let reg = try RegistryInstance()
+        defer { reg.stop() }
+        try reg.push("web-oci.tar", as: Self.name)
+        let proxy = try RegistryProxy(reg, mode: "stall")
+        defer { proxy.stop() }
+        let d = try Self.daemon(reg, authFile: try reg.authFile(for: proxy.host))
+        defer { d.stop() }
+        let out = d.dir + "/pull.out"
+        let client = try spawn(DaemonInstance.binDir + "/sctr", ["pull", "\(proxy.host)/\(Self.name)"], env: ["SCONTAINERD_SOCKET": d.socketPath],
+                               stdout: out, stderr: out)
+        try eventually("half a layer has arrived") {
+            Self.ingest(d).contains { name in
+                var st = stat()
+                return name.hasSuffix(".partial") && stat(d.dir + "/root/content/ingest/" + name, &st) == 0 && st.st_size > 4096
+            }
+        }
+        d.crash()
+        #expect(try exitCode(of: client) != 0)
+        try d.start()
+        let again = try d.sctr(["pull", "\(proxy.host)/\(Self.name)"])
+        #expect(again.code == 0, "\(again)")
+        #expect(proxy.requests.contains { $0.contains("/blobs/") && $0.contains("bytes=") && $0.hasSuffix(" 206") }, "\(proxy.requests)")
+        #expect(Self.ingest(d).isEmpty, "\(Self.ingest(d))")
+        let ran = try d.run(["--rm", "--network", "none"], "\(proxy.host)/\(Self.name)", ["cat", "/etc/hostname"])
+        #expect(ran.code == 0, "\(ran)")
+    }
+}
