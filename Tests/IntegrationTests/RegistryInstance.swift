@@ -1,17 +1,21 @@
 import Foundation
 
 /// Debian's docker-registry on 127.0.0.1 for one test: TLS with a CA the test generates,
-/// htpasswd basic auth (tester/secret), storage in the test's directory.
+/// htpasswd basic auth (tester/secret) or bearer tokens from spec-fixtures/token-server.py,
+/// storage in the test's directory.
 final class RegistryInstance: @unchecked Sendable {
     let dir: String
     let port: UInt16
     private var pid: pid_t = 0
+    private var tokenServer: pid_t = 0
+    /// With token auth: what the token server was asked (`PATH SCOPE user|anonymous`).
+    var tokenRequests: [String] { ((try? String(contentsOfFile: dir + "/token.log", encoding: .utf8)) ?? "").split(separator: "\n").map(String.init) }
     var host: String { "127.0.0.1:\(port)" }
     /// certs.d layout for the daemon: HOST/ca.crt.
     var certsDir: String { dir + "/certs" }
     static let user = "tester", password = "secret"
 
-    init() throws {
+    init(tokenAuth: Bool = false) throws {
         dir = NSTemporaryDirectory() + "reg-" + UUID().uuidString.prefix(8).lowercased()
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         port = try freeLoopbackPort()
@@ -23,15 +27,26 @@ final class RegistryInstance: @unchecked Sendable {
             openssl x509 -req -in reg.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out reg.crt -days 2 -extfile ext 2>/dev/null
             htpasswd -Bbn \(Self.user) \(Self.password) > htpasswd
             mkdir -p 'certs/127.0.0.1:\(port)' && cp ca.crt 'certs/127.0.0.1:\(port)/'
+            openssl req -x509 -newkey rsa:2048 -nodes -keyout token.key -out token.crt -days 2 -subj '/CN=srunc test token issuer' 2>/dev/null
             """
         let made = try execute("/bin/sh", ["-c", script])
         guard made.code == 0 else { throw ClientError("registry certificates: \(made.stderr)") }
+        var auth = "auth: {htpasswd: {realm: test, path: \(dir)/htpasswd}}"
+        if tokenAuth {
+            let portFile = dir + "/token.port"
+            tokenServer = try spawn("/usr/bin/python3", [RuntimeUnderTest.packageRoot + "/spec-fixtures/token-server.py", portFile, dir + "/token.key",
+                                                         dir + "/token.crt", "srunc-test-issuer", Self.user, Self.password, dir + "/token.log"],
+                                    stdout: dir + "/token.out", stderr: dir + "/token.out")
+            var tokenPort = ""
+            try eventually("the token server listens") { tokenPort = (try? String(contentsOfFile: portFile, encoding: .utf8)) ?? ""; return !tokenPort.isEmpty }
+            auth = "auth: {token: {realm: \"http://127.0.0.1:\(tokenPort)/token\", service: srunc-test-registry, issuer: srunc-test-issuer, rootcertbundle: \(dir)/token.crt}}"
+        }
         let config = """
             version: 0.1
             log: {level: warn}
             storage: {filesystem: {rootdirectory: \(dir)/data}}
             http: {addr: "127.0.0.1:\(port)", tls: {certificate: \(dir)/reg.crt, key: \(dir)/reg.key}}
-            auth: {htpasswd: {realm: test, path: \(dir)/htpasswd}}
+            \(auth)
             """
         try config.write(toFile: dir + "/config.yml", atomically: true, encoding: .utf8)
         pid = try spawn("/usr/bin/docker-registry", ["serve", dir + "/config.yml"], stdout: dir + "/log", stderr: dir + "/log")
@@ -72,7 +87,8 @@ final class RegistryInstance: @unchecked Sendable {
     }
 
     func stop() {
-        if pid > 0 { kill(pid, SIGTERM); waitForExit(pid); pid = 0 }
+        for p in [pid, tokenServer] where p > 0 { kill(p, SIGTERM); waitForExit(p) }
+        pid = 0; tokenServer = 0
         try? FileManager.default.removeItem(atPath: dir)
     }
 }

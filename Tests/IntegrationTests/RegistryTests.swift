@@ -41,6 +41,23 @@ struct RegistryTests {
         #expect(byDigest.code == 0 && byDigest.stdout == "\(reg.host)/test/web@\(digest)\n", "\(byDigest)")
     }
 
+    @Test("bearer tokens: the registry's challenge names the token server; the token is scoped to the repository")
+    func bearerTokens() throws {
+        let reg = try RegistryInstance(tokenAuth: true)
+        defer { reg.stop() }
+        try reg.push("web-oci.tar", as: Self.name)
+        let d = try Self.daemon(reg)
+        defer { d.stop() }
+        let pulled = try d.sctr(["pull", "\(reg.host)/\(Self.name)"])
+        let digest = try reg.digest(Self.name)
+        #expect(pulled.code == 0 && pulled.stdout.contains("Digest: \(digest)\n"), "\(pulled)")
+        #expect(reg.tokenRequests.contains("/token repository:test/web:pull user"), "\(reg.tokenRequests)")
+        let wrong = try Self.daemon(reg, authFile: try reg.authFile(password: "wrong"))
+        defer { wrong.stop() }
+        let refused = try wrong.sctr(["pull", "\(reg.host)/\(Self.name)"])
+        #expect(refused.code == 1 && refused.stderr.contains("token server refused"), "\(refused)")
+    }
+
     @Test("wrong or missing credentials, an unknown tag, another platform, an untrusted CA: clear errors, nothing stored")
     func clearErrors() throws {
         let reg = try RegistryInstance()
