@@ -97,3 +97,17 @@ public struct VolumeCreateParams: Codable, Sendable {
 }
 
 public struct VolumeList: Codable, Sendable { public var volumes: [VolumeInfo]; public init(volumes: [VolumeInfo]) { self.volumes = volumes } }
+
+/// Credentials for a registry, checked against it and stored in docker's config.json format.
+public struct LoginParams: Codable, Sendable {
+    /// `host[:port]`; `docker.io` for Docker Hub.
+    public var registry: String
+    public var username: String
+    public var password: String
+    public init(registry: String, username: String, password: String) { self.registry = registry; self.username = username; self.password = password }
+}
+
+public struct LogoutParams: Codable, Sendable {
+    public var registry: String
+    public init(registry: String) { self.registry = registry }
+}

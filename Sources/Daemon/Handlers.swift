@@ -2,6 +2,7 @@ import API
 import Foundation
 import ImageStore
 import OCI
+import Registry
 import Wire
 
 /// One request's handling: the method table of the RPC (docs/scontainerd-rpc.md). Every
@@ -39,6 +40,10 @@ struct Handlers {
             try reply(Calls.ImagePull.self) { p in
                 ImageList(images: [try daemon.pullImage(ns, p) { connection.send(Line.notice(request.id, $0)) }])
             }
+        case .registryLogin:
+            try reply(Calls.RegistryLogin.self) { p in try daemon.login(p.registry, Credentials(username: p.username, password: p.password)); return Empty() }
+        case .registryLogout:
+            try reply(Calls.RegistryLogout.self) { p in try daemon.login(p.registry, nil); return Empty() }
         case .imageList:
             try reply(Calls.ImageList.self) { p in
                 let filter = try FilterSet(p.filters, allowed: ListParams.imageFilterKeys)

@@ -28,6 +28,18 @@ extension Daemon {
         return imageInfo(image, Metadata.ImageRow(namespace: ns, name: ref.description, manifestDigest: digest, created: Timestamp.now(), labels: [:]))
     }
 
+    /// `registry.login` and `registry.logout`: credentials checked against the registry, kept
+    /// in the daemon's auth file (docker's config.json, 0600).
+    func login(_ registry: String, _ credentials: Credentials?) throws {
+        guard !registry.isEmpty, registry.utf8.count <= 255, registry.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || ".-:[]".contains($0)) }) else {
+            throw APIError.params("registry: \(ReferenceError.shown(registry)) is not host[:port]")
+        }
+        if let c = credentials, c.username.isEmpty || c.username.contains(":") || c.password.isEmpty {
+            throw APIError.params("username and password: both, and no ':' in the username")
+        }
+        try Daemon.waitFor { try await self.registry.login(registry, credentials) }
+    }
+
     /// Runs async work to completion from one of the daemon's request threads; a registry's
     /// failure becomes an API error with its words.
     static func waitFor<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) throws -> T {

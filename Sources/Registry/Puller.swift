@@ -42,6 +42,19 @@ public final class Registry: @unchecked Sendable {
 
     deinit { try? http.syncShutdown() }
 
+    /// Checks credentials against a registry (its `/v2/` with the auth it asks for) and stores
+    /// them in the auth file; nil credentials log out (the entry is removed).
+    public func login(_ registry: String, _ credentials: Credentials?) async throws {
+        let host = Registry.apiHost(registry)
+        if let credentials {
+            let t = try Transport(host: host, options: options, http: http, credentials: credentials)
+            let response = try await t.send(.GET, "/v2/", scope: "")
+            _ = try? await response.body.collect(upTo: 1 << 16)
+            guard response.status == .ok else { throw RegistryError("\(registry): login: \(Registry.errorText(response.status, nil))") }
+        }
+        do { try Credentials.store(credentials, host: registry, file: options.authFile) } catch { throw RegistryError("\(error)") }
+    }
+
     /// docker.io's API host.
     static func apiHost(_ domain: String) -> String { domain == "docker.io" ? "registry-1.docker.io" : domain }
 

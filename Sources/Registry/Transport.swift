@@ -33,9 +33,12 @@ final class Transport: @unchecked Sendable {
     private var scheme: String
     private var authorization: [String: String] = [:]  // per scope
     private let lock = NSLock()
+    /// Credentials to use instead of the stored ones (a login checking new ones).
+    private let given: Credentials?
 
-    init(host: String, options: RegistryOptions, http: HTTPClient) throws {
+    init(host: String, options: RegistryOptions, http: HTTPClient, credentials: Credentials? = nil) throws {
         self.host = host
+        given = credentials
         self.options = options
         self.http = http
         var tls = TLSConfiguration.makeClientConfiguration()
@@ -101,7 +104,7 @@ final class Transport: @unchecked Sendable {
     /// Answers a `WWW-Authenticate` challenge: Basic with the stored credentials, or a Bearer
     /// token fetched from the realm (with them, if any).
     private func authenticate(_ challenge: String, scope: String) async throws {
-        let credentials = Credentials.lookup(host: host, file: options.authFile)
+        let credentials = given ?? Credentials.lookup(host: host, file: options.authFile)
         let basic = credentials.map { "Basic " + Data("\($0.username):\($0.password)".utf8).base64EncodedString() }
         let lower = challenge.lowercased()
         if lower.hasPrefix("basic") {
@@ -116,7 +119,7 @@ final class Transport: @unchecked Sendable {
         }
         var query = components.queryItems ?? []
         if let service = params["service"] { query.append(URLQueryItem(name: "service", value: service)) }
-        query.append(URLQueryItem(name: "scope", value: params["scope"] ?? scope))
+        if let wanted = params["scope"] ?? (scope.isEmpty ? nil : scope) { query.append(URLQueryItem(name: "scope", value: wanted)) }
         components.queryItems = query
         var request = HTTPClientRequest(url: components.string ?? realm)
         request.tlsConfiguration = tls

@@ -48,3 +48,33 @@ struct Pull: ParsableCommand {
         n >= 1_000_000 ? String(format: "%.1fMB", Double(n) / 1e6) : n >= 1000 ? String(format: "%.1fkB", Double(n) / 1e3) : "\(n)B"
     }
 }
+
+/// `sctr login [-u USER] [-p PASS | --password-stdin] [SERVER]`: checked by the registry, kept
+/// by the daemon in docker's config.json.
+struct Login: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Log in to a registry.")
+    @OptionGroup var global: GlobalOptions
+    @Option(name: .shortAndLong, help: "Username.") var username: String?
+    @Option(name: .shortAndLong, help: "Password.") var password: String?
+    @Flag(help: "Take the password from stdin.") var passwordStdin = false
+    @Argument(help: "SERVER (default docker.io)") var server = "docker.io"
+
+    func run() throws {
+        guard let username else { throw ValidationError("login: --username is required (no terminal prompt here)") }
+        var secret = password ?? ""
+        if passwordStdin { secret = (readLine(strippingNewline: true) ?? "") }
+        guard !secret.isEmpty else { throw ValidationError("login: a password (--password or --password-stdin)") }
+        _ = try daemonCall { try global.client.call(Calls.RegistryLogin.self, LoginParams(registry: server, username: username, password: secret)) }
+        print("Login Succeeded")
+    }
+}
+
+struct Logout: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Log out from a registry.")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "SERVER (default docker.io)") var server = "docker.io"
+    func run() throws {
+        _ = try daemonCall { try global.client.call(Calls.RegistryLogout.self, LogoutParams(registry: server)) }
+        print("Removing login credentials for \(server)")
+    }
+}

@@ -58,6 +58,30 @@ struct RegistryTests {
         #expect(refused.code == 1 && refused.stderr.contains("token server refused"), "\(refused)")
     }
 
+    @Test("login checks the credentials with the registry and keeps them as docker does (0600 config.json); logout drops them")
+    func loginLogout() throws {
+        for tokenAuth in [false, true] {
+            let reg = try RegistryInstance(tokenAuth: tokenAuth)
+            defer { reg.stop() }
+            try reg.push("web-oci.tar", as: Self.name)
+            let file = reg.dir + "/docker/config.json"
+            let d = try Self.daemon(reg, authFile: file)
+            defer { d.stop() }
+            let bad = try d.sctr(["login", "-u", RegistryInstance.user, "-p", "wrong", reg.host])
+            #expect(bad.code == 1 && bad.stderr.contains("unauthorized") && !FileManager.default.fileExists(atPath: file), "\(bad)")
+            let good = try d.sctr(["login", "-u", RegistryInstance.user, "-p", RegistryInstance.password, reg.host])
+            #expect(good.code == 0 && good.stdout == "Login Succeeded\n", "\(good)")
+            let mode = (try? FileManager.default.attributesOfItem(atPath: file)[.posixPermissions] as? Int) ?? 0
+            let saved = (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: file)))) as? [String: Any]
+            let auth = ((saved?["auths"] as? [String: Any])?[reg.host] as? [String: Any])?["auth"] as? String
+            #expect(mode == 0o600 && auth == Data("\(RegistryInstance.user):\(RegistryInstance.password)".utf8).base64EncodedString(), "\(mode) \(String(describing: saved))")
+            #expect(try d.sctr(["pull", "-q", "\(reg.host)/\(Self.name)"]).code == 0)
+            #expect(try d.sctr(["logout", reg.host]).code == 0)
+            let after = try d.sctr(["pull", "\(reg.host)/test/web@\(try reg.digest(Self.name))"])
+            #expect(after.code == 1, "logged out: \(after)")
+        }
+    }
+
     @Test("wrong or missing credentials, an unknown tag, another platform, an untrusted CA: clear errors, nothing stored")
     func clearErrors() throws {
         let reg = try RegistryInstance()
