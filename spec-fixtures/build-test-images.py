@@ -128,6 +128,11 @@ write_tar(os.path.join(out, "layered-docker.tar"), files)
 base_blobs, base_desc = image([base, data])
 write_tar(os.path.join(out, "base-oci.tar"), layout_files(base_blobs, [named(base_desc, "test/base:1")]))
 
+# An image with a 12 MiB layer that does not compress (deterministic bytes), for chunked uploads.
+noise = b"".join(hashlib.sha256(b"srunc-%d" % i).digest() for i in range((12 << 20) // 32))
+big_blobs, big_desc = image([base, layer([info("noise.bin", data=noise)])])
+write_tar(os.path.join(out, "big-oci.tar"), layout_files(big_blobs, [named(big_desc, "test/big:1")]))
+
 # An image that exposes ports, for -P.
 web_blobs, web_desc = image([base, data], exposed=["80/tcp", "8081/tcp"])
 write_tar(os.path.join(out, "web-oci.tar"), layout_files(web_blobs, [named(web_desc, "test/web:1")]))

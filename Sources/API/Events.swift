@@ -6,7 +6,7 @@ public enum EventType: String, Codable, Sendable, CaseIterable { case container,
 /// disconnect, destroy.
 public enum EventAction: String, Codable, Sendable, CaseIterable {
     case create, start, die, restart, pause, unpause, rename, update, destroy, `import`, tag, remove
-    case connect, disconnect, pull
+    case connect, disconnect, pull, push
     /// A container's health status changed (attribute `healthStatus`).
     case healthStatus = "health_status"
 }

@@ -111,3 +111,10 @@ public struct LogoutParams: Codable, Sendable {
     public var registry: String
     public init(registry: String) { self.registry = registry }
 }
+
+/// An image to a registry (`image.push`).
+public struct PushParams: Codable, Sendable {
+    /// A name of a stored image, which says where it goes (`registry/path:tag`).
+    public var reference: String
+    public init(reference: String) { self.reference = reference }
+}

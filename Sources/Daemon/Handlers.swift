@@ -40,6 +40,8 @@ struct Handlers {
             try reply(Calls.ImagePull.self) { p in
                 ImageList(images: [try daemon.pullImage(ns, p) { connection.send(Line.notice(request.id, $0)) }])
             }
+        case .imagePush:
+            try reply(Calls.ImagePush.self) { p in try daemon.pushImage(ns, p) { connection.send(Line.notice(request.id, $0)) } }
         case .registryLogin:
             try reply(Calls.RegistryLogin.self) { p in try daemon.login(p.registry, Credentials(username: p.username, password: p.password)); return Empty() }
         case .registryLogout:

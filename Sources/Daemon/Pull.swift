@@ -28,6 +28,28 @@ extension Daemon {
         return imageInfo(image, Metadata.ImageRow(namespace: ns, name: ref.description, manifestDigest: digest, created: Timestamp.now(), labels: [:]))
     }
 
+    /// `image.push`: a stored image to the registry its name names; blobs another repository
+    /// of that registry holds (by this daemon's records) are mounted rather than uploaded.
+    func pushImage(_ ns: String, _ p: PushParams, progress: @escaping @Sendable (ImportProgress) -> Void) throws -> ImageInfo {
+        let (image, row) = try findImage(ns, p.reference)
+        let ref: ImageReference
+        do { ref = try ImageReference(parsing: row.name) } catch { throw APIError.params("reference: \(error)") }
+        guard row.name != image.manifestDigest, ref.digest == nil else { throw APIError.params("reference: push needs a name with a tag (tag the image first)") }
+        let siblings = try metadata.images(nil).compactMap { try? ImageReference(parsing: $0.name) }.filter { $0.domain == ref.domain && $0.path != ref.path }.map(\.path)
+        try storeLock.withImport {
+            try Daemon.waitFor {
+                try await self.registry.push(ref, manifestDigest: image.manifestDigest, from: self.content, mountFrom: Array(Set(siblings)).sorted()) { pp in
+                    var n = ImportProgress(message: "\(pp.digest.dropFirst(7).prefix(12)) \(pp.done)/\(pp.total)", current: nil, total: nil)
+                    n.digest = pp.digest; n.bytes = pp.done; n.totalBytes = pp.total
+                    progress(n)
+                }
+            }
+        }
+        try metadata.putImage(ns, name: row.name, manifestDigest: image.manifestDigest, labels: row.labels,
+                              event: EventDraft(namespace: ns, type: .image, action: .push, id: image.manifestDigest, attributes: ["name": row.name]))
+        return imageInfo(image, row)
+    }
+
     /// `registry.login` and `registry.logout`: credentials checked against the registry, kept
     /// in the daemon's auth file (docker's config.json, 0600).
     func login(_ registry: String, _ credentials: Credentials?) throws {

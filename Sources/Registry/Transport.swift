@@ -52,6 +52,9 @@ final class Transport: @unchecked Sendable {
         scheme = "https"
     }
 
+    /// A path on this registry as a URL, with the scheme that works.
+    func url(_ path: String) -> String { "\(lock.withLock { scheme })://\(host)\(path)" }
+
     /// Plain HTTP is allowed for loopback hosts and the configured insecure ones.
     var mayUseHTTP: Bool {
         let name = host.split(separator: ":").first.map(String.init) ?? host

@@ -78,3 +78,20 @@ struct Logout: ParsableCommand {
         print("Removing login credentials for \(server)")
     }
 }
+
+/// `sctr push NAME[:TAG]`.
+struct Push: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Upload an image to a registry.")
+    @OptionGroup var global: GlobalOptions
+    @Flag(name: .shortAndLong, help: "Suppress verbose output.") var quiet = false
+    @Argument(help: "NAME[:TAG]") var reference: String
+    func run() throws {
+        let image = try daemonCall {
+            try global.client.call(Calls.ImagePush.self, PushParams(reference: reference)) { line in
+                guard !quiet, let p = line.notice(ImportProgress.self), let digest = p.digest, p.bytes == p.totalBytes else { return }
+                print("\(digest.dropFirst(7).prefix(12)): Pushed")
+            }
+        }
+        print("\(image.name): digest: \(image.digest) size: \(image.size)")
+    }
+}

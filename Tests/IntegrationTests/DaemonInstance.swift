@@ -7,7 +7,7 @@ enum TestImages {
     static let dir: String = {
         let path = NSTemporaryDirectory() + "srunc-test-images"
         // The newest image of the set says the set is complete and current.
-        if FileManager.default.fileExists(atPath: path + "/web-oci.tar") { return path }
+        if FileManager.default.fileExists(atPath: path + "/web-oci.tar") && FileManager.default.fileExists(atPath: path + "/big-oci.tar") { return path }
         let partial = path + ".\(getpid())"
         let r = try! execute("/usr/bin/python3", [RuntimeUnderTest.packageRoot + "/spec-fixtures/build-test-images.py", Fixtures.rootfs, partial])
         precondition(r.code == 0, "test images: \(r.stderr)")

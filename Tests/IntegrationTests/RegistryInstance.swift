@@ -43,7 +43,7 @@ final class RegistryInstance: @unchecked Sendable {
         }
         let config = """
             version: 0.1
-            log: {level: warn}
+            log: {level: info}
             storage: {filesystem: {rootdirectory: \(dir)/data}}
             http: {addr: "127.0.0.1:\(port)", tls: {certificate: \(dir)/reg.crt, key: \(dir)/reg.key}}
             \(auth)

@@ -41,6 +41,49 @@ struct RegistryTests {
         #expect(byDigest.code == 0 && byDigest.stdout == "\(reg.host)/test/web@\(digest)\n", "\(byDigest)")
     }
 
+    @Test("sctr push: skopeo and podman pull it with the same digest; a second repository gets the blobs by mount")
+    func pushThenOthersPull() throws {
+        let reg = try RegistryInstance()
+        defer { reg.stop() }
+        let d = try Self.daemon(reg)
+        defer { d.stop() }
+        let imported = try d.importImage("web-oci.tar")
+        let local = imported.stdout.split(separator: " ").last.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
+        #expect(imported.code == 0 && local.hasPrefix("sha256:"), "\(imported)")
+        #expect(try d.sctr(["tag", Self.name, "\(reg.host)/mine/web:2"]).code == 0)
+        let pushed = try d.sctr(["push", "\(reg.host)/mine/web:2"])
+        #expect(pushed.code == 0 && pushed.stdout.contains("digest: \(local)"), "\(pushed)")
+        #expect(try reg.digest("mine/web:2") == local, "skopeo sees the digest sctr pushed")
+        // podman pulls it too, and names the same digest.
+        let pm = try PodmanInstance(RuntimeUnderTest.all[0])
+        defer { pm.stop() }
+        let pulled = try pm.podman(["pull", "--cert-dir", reg.certsDir + "/" + reg.host, "--creds", "\(RegistryInstance.user):\(RegistryInstance.password)", "\(reg.host)/mine/web:2"])
+        #expect(pulled.code == 0, "\(pulled)")
+        #expect(try pm.podman(["image", "inspect", "--format", "{{.Digest}}", "\(reg.host)/mine/web:2"]).stdout == local + "\n")
+        // Another repository of the same registry: the blobs are mounted, not sent again.
+        #expect(try d.sctr(["tag", Self.name, "\(reg.host)/other/web:3"]).code == 0)
+        #expect(try d.sctr(["push", "\(reg.host)/other/web:3"]).code == 0)
+        let log = (try? String(contentsOfFile: reg.dir + "/log", encoding: .utf8)) ?? ""
+        let mounts = log.split(separator: "\n").filter { $0.contains("/v2/other/web/blobs/uploads/?mount=") && $0.contains("http.response.status=201") }
+        #expect(mounts.count >= 2, "config and layers mounted: \(mounts.count)")
+        #expect(try reg.digest("other/web:3") == local)
+
+        // A 12 MiB layer goes up in 8 MiB chunks; another daemon pulls it back and runs it.
+        let big = try d.importImage("big-oci.tar")
+        let bigDigest = big.stdout.split(separator: " ").last.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
+        #expect(try d.sctr(["tag", "test/big:1", "\(reg.host)/mine/big:1"]).code == 0)
+        #expect(try d.sctr(["push", "\(reg.host)/mine/big:1"]).code == 0)
+        let patches = log.isEmpty ? [] : ((try? String(contentsOfFile: reg.dir + "/log", encoding: .utf8)) ?? "").split(separator: "\n")
+            .filter { $0.contains("http.request.method=PATCH") && $0.contains("/v2/mine/big/blobs/uploads/") }
+        #expect(patches.count >= 2, "chunked: \(patches.count) PATCHes")
+        #expect(try reg.digest("mine/big:1") == bigDigest)
+        let other = try Self.daemon(reg)
+        defer { other.stop() }
+        #expect(try other.sctr(["pull", "-q", "\(reg.host)/mine/big:1"]).code == 0)
+        let ran = try other.run(["--rm", "--network", "none"], "\(reg.host)/mine/big:1", ["sh", "-c", "wc -c < /noise.bin"])
+        #expect(ran.stdout.trimmingCharacters(in: .whitespaces) == "\(12 << 20)\n", "\(ran)")
+    }
+
     @Test("bearer tokens: the registry's challenge names the token server; the token is scoped to the repository")
     func bearerTokens() throws {
         let reg = try RegistryInstance(tokenAuth: true)
