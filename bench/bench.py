@@ -395,6 +395,73 @@ try:
     for name in ("sctr logs", "sshim ctl logs"):
         rows.append(("logs of 1M records (ms)", name, statistics.median(logs[name]), min(logs[name]), max(logs[name]), base, ""))
     sh(SCTR + ["rm", "-f", "talker"])
+    # 7. Pull of a ~100 MB, 4-layer image from docker-registry on 127.0.0.1 (plain HTTP), cold
+    # store each time: scontainerd (fetch and verify; it unpacks at first use), skopeo copy to a
+    # directory, podman pull (fetch and unpack), ctr pull (fetch and unpack).
+    pl = os.path.join(work, "pull-layout")
+    os.makedirs(pl + "/blobs/sha256")
+    def pblob(data):
+        h = hashlib.sha256(data).hexdigest()
+        open(pl + "/blobs/sha256/" + h, "wb").write(data)
+        return "sha256:" + h, len(data)
+    layers, diffs = [], []
+    for i in range(4):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            data = os.urandom(25 << 20)
+            t = tarfile.TarInfo("data/part%d.bin" % i); t.size = len(data); t.mode = 0o644
+            tar.addfile(t, io.BytesIO(data))
+        raw = buf.getvalue()
+        diffs.append("sha256:" + hashlib.sha256(raw).hexdigest())
+        d_, s_ = pblob(gzip.compress(raw, compresslevel=1, mtime=0))
+        layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d_, "size": s_})
+    pcd, pcs = pblob(json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["true"]}, "rootfs": {"type": "layers", "diff_ids": diffs}}).encode())
+    pmd, pms = pblob(json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                                 "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": pcd, "size": pcs}, "layers": layers}).encode())
+    json.dump({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": pmd, "size": pms,
+                                                 "annotations": {"org.opencontainers.image.ref.name": "pull"}}]}, open(pl + "/index.json", "w"))
+    open(pl + "/oci-layout", "w").write('{"imageLayoutVersion":"1.0.0"}')
+    import socket as _socket
+    probe = _socket.socket(); probe.bind(("127.0.0.1", 0)); reg_port = probe.getsockname()[1]; probe.close()
+    open(work + "/registry.yml", "w").write("version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: %s/registry}}\nhttp: {addr: \"127.0.0.1:%d\"}\n" % (work, reg_port))
+    registry = subprocess.Popen(["docker-registry", "serve", work + "/registry.yml"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def registry_up():
+            try:
+                _socket.create_connection(("127.0.0.1", reg_port), timeout=1).close()
+                return True
+            except OSError:
+                return False
+        wait_for(registry_up)
+        REF = "127.0.0.1:%d/bench/pull:1" % reg_port
+        r = sh(["skopeo", "copy", "--dest-tls-verify=false", "oci:%s:pull" % pl, "docker://" + REF])
+        if r.returncode: raise RuntimeError(r.stderr.decode())
+        pulls = {"scontainerd": [], "skopeo copy": [], "podman pull": [], "ctr pull": []}
+        for rep in range(3):
+            for kind in pulls:
+                if kind == "scontainerd":
+                    cmd, after = SCTR + ["pull", "-q", REF], [SCTR + ["rmi", REF], SCTR + ["image", "prune", "-a", "-f"]]
+                elif kind == "skopeo copy":
+                    target = os.path.join(work, "skopeo-%d" % rep)
+                    cmd, after = ["skopeo", "copy", "--src-tls-verify=false", "docker://" + REF, "dir:" + target], [["rm", "-rf", target]]
+                elif kind == "podman pull":
+                    cmd, after = PODMAN + ["pull", "-q", "--tls-verify=false", REF], [PODMAN + ["rmi", "-f", REF]]
+                else:
+                    cmd, after = CTR + ["images", "pull", "--plain-http", REF], [CTR + ["images", "rm", "--sync", REF]]
+                subprocess.run(["sync"])
+                t0 = time.perf_counter()
+                r = sh(cmd)
+                elapsed = time.perf_counter() - t0
+                if r.returncode: raise RuntimeError("%s: %s" % (kind, r.stderr.decode()[-300:]))
+                pulls[kind].append(elapsed * 1000)
+                for a in after: sh(a)
+        base = statistics.median(pulls["skopeo copy"])
+        notes = {"scontainerd": "fetch+verify", "skopeo copy": "fetch+verify to dir", "podman pull": "fetch+unpack", "ctr pull": "fetch+unpack"}
+        for kind in pulls:
+            rows.append(("pull 100 MB, 4 layers (ms)", kind, statistics.median(pulls[kind]), min(pulls[kind]), max(pulls[kind]), base, notes[kind]))
+    finally:
+        registry.terminate(); registry.wait()
+
     sd_rss, _ = rollup(scontainerd.pid)
     ctd_rss, _ = rollup(containerd.pid)
     rows.append(("daemon idle RSS kB", "scontainerd", sd_rss, sd_rss, sd_rss, ctd_rss, ""))

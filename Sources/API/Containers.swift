@@ -476,3 +476,17 @@ public struct ExportParams: Codable, Sendable {
     public var hostPath: String
     public init(id: String, hostPath: String) { self.id = id; self.hostPath = hostPath }
 }
+
+/// A container's changes as a new image (`container.commit`, docker's `commit`).
+public struct CommitParams: Codable, Sendable {
+    public var id: String
+    /// The new image's name (`REPOSITORY[:TAG]`); unnamed (its digest) without one.
+    public var reference: String?
+    public var message: String?
+    public var author: String?
+    /// Dockerfile instructions for the config: CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, STOPSIGNAL.
+    public var changes: [String]?
+    /// Pause a running container while its changes are read (default true).
+    public var pause: Bool?
+    public init(id: String) { self.id = id }
+}

@@ -17,7 +17,7 @@ public enum Method: String, CaseIterable, Sendable {
     case containerList = "container.list", containerRemove = "container.remove", containerLogs = "container.logs"
     case containerAttach = "container.attach", containerExec = "container.exec"
     case containerRename = "container.rename", containerUpdate = "container.update", containerStats = "container.stats", containerTop = "container.top"
-    case containerCopy = "container.copy", containerDiff = "container.diff", containerExport = "container.export"
+    case containerCopy = "container.copy", containerDiff = "container.diff", containerExport = "container.export", containerCommit = "container.commit"
     case streamStdin = "stream.stdin", streamCloseStdin = "stream.closeStdin", streamResize = "stream.resize", streamDetach = "stream.detach"
     case volumeCreate = "volume.create", volumeList = "volume.list", volumeInspect = "volume.inspect", volumeRemove = "volume.remove"
     case eventsSubscribe = "events.subscribe"
@@ -61,6 +61,7 @@ public enum Method: String, CaseIterable, Sendable {
         case .containerCopy: return Calls.ContainerCopy.self
         case .containerDiff: return Calls.ContainerDiff.self
         case .containerExport: return Calls.ContainerExport.self
+        case .containerCommit: return Calls.ContainerCommit.self
         case .streamStdin: return Calls.StreamStdin.self
         case .streamCloseStdin: return Calls.StreamCloseStdin.self
         case .streamResize: return Calls.StreamResize.self
@@ -120,6 +121,7 @@ public enum Calls {
     public enum ContainerCopy: Call { public typealias Params = CopyParams; public typealias Result = Empty; public static let method = Method.containerCopy }
     public enum ContainerDiff: Call { public typealias Params = ContainerParams; public typealias Result = ContainerChanges; public static let method = Method.containerDiff }
     public enum ContainerExport: Call { public typealias Params = ExportParams; public typealias Result = Empty; public static let method = Method.containerExport }
+    public enum ContainerCommit: Call { public typealias Params = CommitParams; public typealias Result = ImageInfo; public static let method = Method.containerCommit }
     public enum StreamStdin: Call { public typealias Params = StdinParams; public typealias Result = StdinResult; public static let method = Method.streamStdin }
     public enum StreamCloseStdin: Call { public typealias Params = Empty; public typealias Result = Empty; public static let method = Method.streamCloseStdin }
     public enum StreamResize: Call { public typealias Params = ResizeParams; public typealias Result = Empty; public static let method = Method.streamResize }

@@ -174,6 +174,8 @@ struct Handlers {
             try reply(Calls.ContainerDiff.self) { p in try daemon.diff(try daemon.row(ns, p.id)) }
         case .containerExport:
             try reply(Calls.ContainerExport.self) { p in try daemon.export(try daemon.row(ns, p.id), to: p.hostPath); return Empty() }
+        case .containerCommit:
+            try reply(Calls.ContainerCommit.self) { p in try daemon.commit(try daemon.row(ns, p.id), p) }
         case .containerCopy:
             try reply(Calls.ContainerCopy.self) { p in try daemon.copy(try daemon.row(ns, p.id), p); return Empty() }
         case .containerTop:

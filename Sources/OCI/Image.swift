@@ -82,9 +82,19 @@ public struct ImageConfiguration: Codable, Sendable {
         public var type: String
         public var diff_ids: [String]
     }
+    /// One step that made the image (docker's `history`).
+    public struct History: Codable, Sendable {
+        public var created: String?
+        public var created_by: String?
+        public var comment: String?
+        public var author: String?
+        public var empty_layer: Bool?
+    }
     public var architecture: String?
     public var os: String?
     public var created: String?
+    public var author: String?
     public var config: RunConfig?
     public var rootfs: RootFS
+    public var history: [History]?
 }

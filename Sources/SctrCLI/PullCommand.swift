@@ -95,3 +95,23 @@ struct Push: ParsableCommand {
         print("\(image.name): digest: \(image.digest) size: \(image.size)")
     }
 }
+
+/// `sctr commit [-m MSG] [-a AUTHOR] [-c INSTR]… CONTAINER [REPOSITORY[:TAG]]`.
+struct Commit: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Create a new image from a container's changes.")
+    @OptionGroup var global: GlobalOptions
+    @Option(name: .shortAndLong, help: "Commit message.") var message: String?
+    @Option(name: .shortAndLong, help: "Author (e.g., \"John Hannibal Smith <hannibal@a-team.com>\").") var author: String?
+    @Option(name: .shortAndLong, help: "Apply Dockerfile instruction to the created image.") var change: [String] = []
+    @Option(name: .shortAndLong, help: "Pause container during commit (true|false).") var pause = true
+    @Argument var container: String
+    @Argument var reference: String?
+    func run() throws {
+        var p = CommitParams(id: container)
+        p.reference = reference; p.message = message; p.author = author
+        p.changes = change.isEmpty ? nil : change
+        p.pause = pause
+        let image = try daemonCall { try global.client.call(Calls.ContainerCommit.self, p) }
+        print(image.digest)
+    }
+}

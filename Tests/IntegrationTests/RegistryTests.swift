@@ -84,6 +84,25 @@ struct RegistryTests {
         #expect(ran.stdout.trimmingCharacters(in: .whitespaces) == "\(12 << 20)\n", "\(ran)")
     }
 
+    @Test("commit: the new image has the container's changes, deletions and a replaced directory included, its command and the --change instructions")
+    func commitContainer() throws {
+        let d = try DaemonInstance()
+        defer { d.stop() }
+        #expect(try d.importImage("web-oci.tar").code == 0)
+        let script = "echo new > /added && rm /data/a && rm -r /opq && mkdir /opq && echo only > /opq/z && echo changed > /data/b && touch /ready && sleep 1000"
+        #expect(try d.run(["-d", "--name", "box", "--network", "none"], Self.name, ["sh", "-c", script]).code == 0)
+        try eventually("the container made its changes") { try d.sctr(["exec", "box", "ls", "/ready"]).code == 0 }
+        let committed = try d.sctr(["commit", "-m", "changes", "-a", "tester", "-c", "ENV COMMITTED=yes", "-c", "WORKDIR /data", "box", "test/committed:1"])
+        #expect(committed.code == 0 && committed.stdout.hasPrefix("sha256:"), "\(committed)")
+        #expect(try d.sctr(["ps", "--format", "{{.Status}}"]).stdout == "running\n", "the container runs on after its pause")
+        let seen = try d.run(["--rm", "--network", "none"], "test/committed:1",
+                             ["sh", "-c", "cat /added /data/b; ls /data; ls /opq; echo $COMMITTED; pwd; ls /data/a 2>&1 || true"])
+        #expect(seen.stdout == "new\nchanged\nb\nz\nyes\n/data\nls: /data/a: No such file or directory\n", "\(seen)")
+        // Its default command is the container's.
+        let inspect = try d.sctr(["inspect", "test/committed:1"]).stdout
+        #expect(inspect.contains("sleep 1000") && inspect.contains("changes") && inspect.contains("tester"), "\(inspect.prefix(800))")
+    }
+
     @Test("bearer tokens: the registry's challenge names the token server; the token is scoped to the repository")
     func bearerTokens() throws {
         let reg = try RegistryInstance(tokenAuth: true)

@@ -1,0 +1,137 @@
+import API
+import CLinux
+import Foundation
+import ImageStore
+import OCI
+import Wire
+
+/// `container.commit`: a container's changes (its overlay upper directory) as a new layer on
+/// its image, overlay whiteouts turned back into `.wh.` entries, with a config that is the
+/// container's (command, environment, workdir, user, labels) plus `changes`, a history entry
+/// with the message and author.
+extension Daemon {
+    func commit(_ c: Metadata.ContainerRow, _ p: CommitParams) throws -> ImageInfo {
+        let name = try p.reference.map { r -> String in
+            do { return try ImageReference.normalize(r) } catch { throw APIError.params("reference: \(error)") }
+        }
+        let upper = containerDir(c.id) + "/upper"
+        guard FileManager.default.fileExists(atPath: upper) else { throw APIError.precondition("container \(c.name) has no changes directory") }
+        let image = try storedImage(manifestDigest: c.manifestDigest, name: nil)
+        let pause = p.pause != false && c.status == .running
+        if pause { try shim(c.id).call("pause") }
+        defer { if pause { logged("resume \(c.id) after commit") { try shim(c.id).call("resume") } } }
+        let work = content.root + "/ingest/commit-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        try Daemon.layerTar(of: upper, into: work + "/layer.tar", staging: work + "/whiteouts")
+        let diffID = try HashingSource(FileSource(path: work + "/layer.tar")).digest()
+        let gz = try execute("/bin/gzip", ["-n", "-1", work + "/layer.tar"])
+        guard gz.code == 0 else { throw APIError.internal("gzip: \(gz.stderr)") }
+        var st = stat()
+        stat(work + "/layer.tar.gz", &st)
+        let layer = try storeLock.withImport { try content.ingest(FileSource(path: work + "/layer.tar.gz")) }
+        let config = try Daemon.committedConfig(try content.read(image.manifest.config.digest), container: c.options, diffID: diffID, params: p)
+        let configDigest = try content.ingest(data: config)
+        var manifest = image.manifest
+        manifest.mediaType = MediaType.manifest
+        manifest.config = Descriptor(mediaType: "application/vnd.oci.image.config.v1+json", digest: configDigest, size: Int64(config.count))
+        manifest.layers.append(Descriptor(mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: layer, size: Int64(st.st_size)))
+        let manifestData = try JSONEncoder().encode(manifest)
+        let digest = try content.ingest(data: manifestData)
+        let recorded = name ?? digest
+        try metadata.putImage(c.namespace, name: recorded, manifestDigest: digest, labels: [:],
+                              event: EventDraft(namespace: c.namespace, type: .image, action: .import, id: digest, attributes: ["name": recorded, "container": c.id]))
+        return imageInfo(try storedImage(manifestDigest: digest, name: recorded),
+                         Metadata.ImageRow(namespace: c.namespace, name: recorded, manifestDigest: digest, created: Timestamp.now(), labels: [:]))
+    }
+
+    /// GNU tar of the upper directory without overlay's whiteouts (0/0 character devices) and
+    /// opaque markers, then the OCI whiteout files for them (`.wh.NAME`, `.wh..wh..opq`).
+    static func layerTar(of upper: String, into tar: String, staging: String) throws {
+        var whiteouts: [String] = [], opaque: [String] = []
+        let walker = FileManager.default.enumerator(atPath: upper)
+        while let relative = walker?.nextObject() as? String {
+            var st = stat()
+            guard lstat(upper + "/" + relative, &st) == 0 else { continue }
+            if (st.st_mode & S_IFMT) == S_IFCHR && st.st_rdev == 0 { whiteouts.append(relative) }
+            if (st.st_mode & S_IFMT) == S_IFDIR {
+                var value = [UInt8](repeating: 0, count: 2)
+                if lgetxattr(upper + "/" + relative, "trusted.overlay.opaque", &value, 2) == 1 && value[0] == UInt8(ascii: "y") { opaque.append(relative) }
+            }
+        }
+        let excluded = staging + ".exclude"
+        try whiteouts.map { "./" + $0 }.joined(separator: "\n").appending("\n").write(toFile: excluded, atomically: true, encoding: .utf8)
+        let base = try execute("/bin/tar", ["--numeric-owner", "--xattrs", "--xattrs-exclude=trusted.*", "-C", upper, "-X", excluded, "-cf", tar, "."])
+        guard base.code == 0 else { throw APIError.internal("tar of the container's changes: \(base.stderr)") }
+        let markers = whiteouts.map { (($0 as NSString).deletingLastPathComponent as NSString).appendingPathComponent(".wh." + ($0 as NSString).lastPathComponent) }
+            + opaque.map { ($0 as NSString).appendingPathComponent(".wh..wh..opq") }
+        guard !markers.isEmpty else { return }
+        for m in markers {
+            try FileManager.default.createDirectory(atPath: staging + "/" + (m as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            FileManager.default.createFile(atPath: staging + "/" + m, contents: nil)
+        }
+        let added = try execute("/bin/tar", ["--numeric-owner", "--owner=0", "--group=0", "-C", staging, "--no-recursion", "-rf", tar] + markers.map { "./" + $0 })
+        guard added.code == 0 else { throw APIError.internal("tar of the whiteouts: \(added.stderr)") }
+    }
+
+    /// The image's config (every field kept) with the container's run settings, the changes,
+    /// the new layer's diff ID and a history entry.
+    static func committedConfig(_ base: Data, container o: CreateOptions, diffID: String, params p: CommitParams) throws -> Data {
+        guard var config = try JSONSerialization.jsonObject(with: base) as? [String: Any] else { throw APIError.internal("the image's config is not an object") }
+        var run = config["config"] as? [String: Any] ?? [:]
+        if let cmd = o.cmd { run["Cmd"] = cmd }
+        if let e = o.entrypoint { run["Entrypoint"] = e }
+        if let env = o.env { run["Env"] = BundleBuilder.mergeEnv(run["Env"] as? [String] ?? [], env) }
+        if let w = o.workdir { run["WorkingDir"] = w }
+        if let u = o.user { run["User"] = u }
+        for change in p.changes ?? [] { try CommitChange.apply(change, to: &run) }
+        config["config"] = run
+        var rootfs = config["rootfs"] as? [String: Any] ?? ["type": "layers"]
+        rootfs["diff_ids"] = (rootfs["diff_ids"] as? [String] ?? []) + [diffID]
+        config["rootfs"] = rootfs
+        let now = Timestamp.now()
+        var entry: [String: Any] = ["created": now, "created_by": "sctr commit"]
+        if let m = p.message { entry["comment"] = m }
+        if let a = p.author { entry["author"] = a; config["author"] = a }
+        config["history"] = (config["history"] as? [Any] ?? []) + [entry]
+        config["created"] = now
+        return try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys])
+    }
+}
+
+/// docker commit's `--change` instructions: CMD, ENTRYPOINT (JSON or shell form), ENV, WORKDIR,
+/// USER, LABEL, EXPOSE, STOPSIGNAL.
+enum CommitChange {
+    static func apply(_ text: String, to run: inout [String: Any]) throws {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let keyword = String(trimmed.prefix { !$0.isWhitespace }).uppercased()
+        let rest = trimmed.dropFirst(keyword.count).trimmingCharacters(in: .whitespaces)
+        func words() -> [String] {
+            if rest.hasPrefix("["), let data = rest.data(using: .utf8), let list = try? JSONSerialization.jsonObject(with: data) as? [String] { return list }
+            return ["/bin/sh", "-c", rest]
+        }
+        func pairs() -> [(String, String)] {
+            rest.split(separator: " ").map { item in
+                let kv = item.split(separator: "=", maxSplits: 1).map { String($0).trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
+                return (kv[0], kv.count > 1 ? kv[1] : "")
+            }
+        }
+        switch keyword {
+        case "CMD": run["Cmd"] = words()
+        case "ENTRYPOINT": run["Entrypoint"] = words()
+        case "ENV": run["Env"] = BundleBuilder.mergeEnv(run["Env"] as? [String] ?? [], pairs().map { "\($0.0)=\($0.1)" })
+        case "WORKDIR": run["WorkingDir"] = rest
+        case "USER": run["User"] = rest
+        case "STOPSIGNAL": run["StopSignal"] = rest
+        case "LABEL":
+            var labels = run["Labels"] as? [String: String] ?? [:]
+            for (k, v) in pairs() { labels[k] = v }
+            run["Labels"] = labels
+        case "EXPOSE":
+            var ports = run["ExposedPorts"] as? [String: Any] ?? [:]
+            for p in rest.split(separator: " ") { ports[p.contains("/") ? String(p) : p + "/tcp"] = [String: String]() }
+            run["ExposedPorts"] = ports
+        default: throw APIError.params("changes: \(ReferenceError.shown(text)): CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE or STOPSIGNAL")
+        }
+    }
+}
