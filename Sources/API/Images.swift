@@ -118,3 +118,13 @@ public struct PushParams: Codable, Sendable {
     public var reference: String
     public init(reference: String) { self.reference = reference }
 }
+
+/// Images to an archive on the daemon's host (`image.save`, docker's `save`).
+public struct SaveParams: Codable, Sendable {
+    public var names: [String]
+    /// Absolute; written whole or not at all.
+    public var hostPath: String
+    /// `docker-archive` (default, as docker save) or `oci-archive`.
+    public var format: String?
+    public init(names: [String], hostPath: String, format: String? = nil) { self.names = names; self.hostPath = hostPath; self.format = format }
+}

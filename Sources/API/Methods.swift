@@ -10,7 +10,7 @@ public protocol Call: Sendable {
 /// two against each other (names and params fields).
 public enum Method: String, CaseIterable, Sendable {
     case systemVersion = "system.version", systemInfo = "system.info", namespaceList = "namespace.list"
-    case imageImport = "image.import", imagePull = "image.pull", imagePush = "image.push", registryLogin = "registry.login", registryLogout = "registry.logout", imageList = "image.list", imageInspect = "image.inspect", imageTag = "image.tag", imageRemove = "image.remove"
+    case imageImport = "image.import", imagePull = "image.pull", imagePush = "image.push", imageSave = "image.save", registryLogin = "registry.login", registryLogout = "registry.logout", imageList = "image.list", imageInspect = "image.inspect", imageTag = "image.tag", imageRemove = "image.remove"
     case containerCreate = "container.create", containerRun = "container.run", containerStart = "container.start"
     case containerStop = "container.stop", containerKill = "container.kill", containerPause = "container.pause"
     case containerUnpause = "container.unpause", containerWait = "container.wait", containerInspect = "container.inspect"
@@ -34,6 +34,7 @@ public enum Method: String, CaseIterable, Sendable {
         case .imageImport: return Calls.ImageImport.self
         case .imagePull: return Calls.ImagePull.self
         case .imagePush: return Calls.ImagePush.self
+        case .imageSave: return Calls.ImageSave.self
         case .registryLogin: return Calls.RegistryLogin.self
         case .registryLogout: return Calls.RegistryLogout.self
         case .imageList: return Calls.ImageList.self
@@ -94,6 +95,7 @@ public enum Calls {
     public enum ImageImport: Call { public typealias Params = ImportParams; public typealias Result = API.ImageList; public static let method = Method.imageImport }
     public enum ImagePull: Call { public typealias Params = PullParams; public typealias Result = API.ImageList; public static let method = Method.imagePull }
     public enum ImagePush: Call { public typealias Params = PushParams; public typealias Result = ImageInfo; public static let method = Method.imagePush }
+    public enum ImageSave: Call { public typealias Params = SaveParams; public typealias Result = Empty; public static let method = Method.imageSave }
     public enum RegistryLogin: Call { public typealias Params = LoginParams; public typealias Result = Empty; public static let method = Method.registryLogin }
     public enum RegistryLogout: Call { public typealias Params = LogoutParams; public typealias Result = Empty; public static let method = Method.registryLogout }
     public enum ImageList: Call { public typealias Params = ListParams; public typealias Result = API.ImageList; public static let method = Method.imageList }

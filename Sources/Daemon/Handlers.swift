@@ -42,6 +42,8 @@ struct Handlers {
             }
         case .imagePush:
             try reply(Calls.ImagePush.self) { p in try daemon.pushImage(ns, p) { connection.send(Line.notice(request.id, $0)) } }
+        case .imageSave:
+            try reply(Calls.ImageSave.self) { p in try daemon.save(ns, p); return Empty() }
         case .registryLogin:
             try reply(Calls.RegistryLogin.self) { p in try daemon.login(p.registry, Credentials(username: p.username, password: p.password)); return Empty() }
         case .registryLogout:

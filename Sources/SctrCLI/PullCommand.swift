@@ -115,3 +115,28 @@ struct Commit: ParsableCommand {
         print(image.digest)
     }
 }
+
+/// `sctr save [-o FILE] [--format docker-archive|oci-archive] IMAGE...`; `sctr load -i FILE`.
+struct Save: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Save one or more images to a tar archive.")
+    @OptionGroup var global: GlobalOptions
+    @Option(name: .shortAndLong, help: "Write to a file.") var output: String
+    @Option(help: "docker-archive (default) or oci-archive.") var format = "docker-archive"
+    @Argument var images: [String]
+    func validate() throws { if images.isEmpty { throw ValidationError("\"save\" requires at least 1 argument") } }
+    func run() throws {
+        let path = output.hasPrefix("/") ? output : FileManager.default.currentDirectoryPath + "/" + output
+        _ = try daemonCall { try global.client.call(Calls.ImageSave.self, SaveParams(names: images, hostPath: path, format: format)) }
+    }
+}
+
+struct Load: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Load images from a tar archive (docker-archive, oci-archive).")
+    @OptionGroup var global: GlobalOptions
+    @Option(name: .shortAndLong, help: "Read from a tar archive file.") var input: String
+    func run() throws {
+        let path = input.hasPrefix("/") ? input : FileManager.default.currentDirectoryPath + "/" + input
+        let result = try daemonCall { try global.client.call(Calls.ImageImport.self, ImportParams(path: path)) }
+        for image in result.images { print("Loaded image: \(image.name)") }
+    }
+}

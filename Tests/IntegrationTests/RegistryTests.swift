@@ -103,6 +103,49 @@ struct RegistryTests {
         #expect(inspect.contains("sleep 1000") && inspect.contains("changes") && inspect.contains("tester"), "\(inspect.prefix(800))")
     }
 
+    @Test("save then load on another root keeps the image id (oci-archive: the manifest; docker-archive: the config); docker, podman and skopeo read the files")
+    func saveAndLoad() throws {
+        let d = try DaemonInstance()
+        defer { d.stop() }
+        #expect(try d.importImage("web-oci.tar").code == 0)
+        #expect(try d.importImage("layered-oci.tar").code == 0)
+        let oci = d.dir + "/images.oci.tar", docker = d.dir + "/images.docker.tar"
+        #expect(try d.sctr(["save", "--format", "oci-archive", "-o", oci, Self.name, "test/layered:oci"]).code == 0)
+        #expect(try d.sctr(["save", "-o", docker, Self.name, "test/layered:oci"]).code == 0)
+        func ids(_ daemon: DaemonInstance) throws -> String { try daemon.sctr(["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]).stdout }
+        func config(_ daemon: DaemonInstance, _ name: String) throws -> String {
+            (((try daemon.inspect(name))["image"] as? [String: Any])?["configDigest"] as? String) ?? ""
+        }
+        let other = try DaemonInstance()
+        defer { other.stop() }
+        let loaded = try other.sctr(["load", "-i", oci])
+        #expect(loaded.code == 0 && loaded.stdout.contains("Loaded image: docker.io/test/web:1"), "\(loaded)")
+        #expect(try ids(other) == (try ids(d)), "the same manifests")
+        let third = try DaemonInstance()
+        defer { third.stop() }
+        #expect(try third.sctr(["load", "-i", docker]).code == 0)
+        for name in [Self.name, "test/layered:oci"] { #expect(try config(third, name) == (try config(d, name)) && !(try config(d, name)).isEmpty) }
+        let ran = try third.run(["--rm", "--network", "none"], "test/layered:oci", ["ls", "/"])
+        #expect(ran.code == 0, "\(ran)")
+        // The peers read them.
+        let pm = try PodmanInstance(RuntimeUnderTest.all[0])
+        defer { pm.stop() }
+        // podman 4.3 takes one image per oci-archive ("more than one image in oci, choose an image").
+        let single = d.dir + "/web.oci.tar"
+        #expect(try d.sctr(["save", "--format", "oci-archive", "-o", single, Self.name]).code == 0)
+        for file in [docker, single] {
+            let r = try pm.podman(["load", "-i", file])
+            #expect(r.code == 0, "podman load \(file): \(r)")
+        }
+        #expect(try execute("/usr/bin/skopeo", ["inspect", "docker-archive:" + docker + ":docker.io/test/web:1"]).code == 0)
+        let engine = try DockerInstance(RuntimeUnderTest.all[1])
+        defer { engine.stop() }
+        let dl = try engine.docker(["load", "-i", docker])
+        #expect(dl.code == 0 && dl.stdout.contains("test/web:1"), "docker load: \(dl)")
+        let dockerID = try engine.docker(["image", "inspect", "--format", "{{.Id}}", "test/web:1"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(dockerID == (try config(d, Self.name)), "docker's image id is the config digest")
+    }
+
     @Test("bearer tokens: the registry's challenge names the token server; the token is scoped to the repository")
     func bearerTokens() throws {
         let reg = try RegistryInstance(tokenAuth: true)
