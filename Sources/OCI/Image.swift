@@ -89,6 +89,7 @@ public struct ImageConfiguration: Codable, Sendable {
         public var comment: String?
         public var author: String?
         public var empty_layer: Bool?
+        public init() {}
     }
     public var architecture: String?
     public var os: String?

@@ -1,6 +1,7 @@
 import API
 import ArgumentParser
 import Foundation
+import OCI
 
 /// `sctr pull NAME[:TAG|@DIGEST]`, with docker's progress: one line per blob, redrawn in place
 /// on a terminal.
@@ -138,5 +139,30 @@ struct Load: ParsableCommand {
         let path = input.hasPrefix("/") ? input : FileManager.default.currentDirectoryPath + "/" + input
         let result = try daemonCall { try global.client.call(Calls.ImageImport.self, ImportParams(path: path)) }
         for image in result.images { print("Loaded image: \(image.name)") }
+    }
+}
+
+/// `sctr history IMAGE`: the steps in the image's config, newest first, with the layer sizes.
+struct History: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show the history of an image.")
+    @OptionGroup var global: GlobalOptions
+    @Flag(help: "Don't truncate output.") var noTrunc = false
+    @Flag(name: .shortAndLong, help: "Only show image IDs.") var quiet = false
+    @Argument var image: String
+    func run() throws {
+        let detail = try daemonCall { try global.client.call(Calls.ImageInspect.self, NameParams(name: image)) }
+        var layers = detail.manifest.layers.map(\.size)[...]
+        let steps = detail.config.history ?? detail.manifest.layers.map { _ in ImageConfiguration.History() }
+        var rows: [(String, String, String, String, String)] = []
+        for (i, step) in steps.enumerated() {
+            let size = step.empty_layer == true ? 0 : (layers.popFirst() ?? 0)
+            let id = i == steps.count - 1 ? String(detail.image.digest.dropFirst(7).prefix(12)) : "<missing>"
+            var by = step.created_by ?? ""
+            if !noTrunc && by.count > 45 { by = String(by.prefix(44)) + "…" }
+            rows.append((id, step.created ?? "", by, Pull.size(size), step.comment ?? ""))
+        }
+        if quiet { for r in rows.reversed() { print(r.0) }; return }
+        print(["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"].map { $0.padding(toLength: 14, withPad: " ", startingAt: 0) }.joined(separator: " "))
+        for r in rows.reversed() { print("\(r.0.padding(toLength: 14, withPad: " ", startingAt: 0)) \(r.1.padding(toLength: 22, withPad: " ", startingAt: 0)) \(r.2.padding(toLength: 46, withPad: " ", startingAt: 0)) \(r.3.padding(toLength: 8, withPad: " ", startingAt: 0)) \(r.4)") }
     }
 }

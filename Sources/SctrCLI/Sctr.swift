@@ -17,7 +17,7 @@ public struct Sctr: ParsableCommand {
             Run.self, Create.self, Start.self, Restart.self, Attach.self, Stop.self, Kill.self, Remove.self, Pause.self, Unpause.self, Wait.self,
             Rename.self, Update.self, Top.self, Stats.self, Copy.self, Diff.self, Export.self, SystemCommand.self, ImageCommand.self,
             ListContainers.self, Inspect.self, Logs.self, Exec.self,
-            ListImages.self, Import.self, Pull.self, Push.self, Commit.self, Save.self, Load.self, Login.self, Logout.self, Tag.self, RemoveImages.self,
+            ListImages.self, Import.self, Pull.self, Push.self, Commit.self, Save.self, Load.self, History.self, Login.self, Logout.self, Tag.self, RemoveImages.self,
             VolumeCommand.self, NetworkCommand.self, Port.self, Events.self, Version.self, Info.self, NamespaceCommand.self,
         ])
 

@@ -101,6 +101,8 @@ struct RegistryTests {
         // Its default command is the container's.
         let inspect = try d.sctr(["inspect", "test/committed:1"]).stdout
         #expect(inspect.contains("sleep 1000") && inspect.contains("changes") && inspect.contains("tester"), "\(inspect.prefix(800))")
+        let history = try d.sctr(["history", "test/committed:1"]).stdout.split(separator: "\n")
+        #expect(history.count >= 2 && history[1].contains("sctr commit") && history[1].hasSuffix("changes"), "\(history)")
     }
 
     @Test("save then load on another root keeps the image id (oci-archive: the manifest; docker-archive: the config); docker, podman and skopeo read the files")
