@@ -48,7 +48,31 @@ public struct ImageImporter {
         let layout = try Layout(root: scratch)
         if layout.exists("index.json") { return try importLayout(layout, progress: progress) }
         if layout.exists("manifest.json") { return try importDockerArchive(layout, progress: progress) }
-        throw ImageError("\(path): neither an OCI image (index.json) nor a docker archive (manifest.json)")
+        // docker import: a filesystem tarball becomes a one-layer image (it unpacked cleanly above).
+        return [try importFilesystem(path, progress: progress)]
+    }
+
+    /// A filesystem tarball (gzip or not) as the one layer of a new image, as `docker import`.
+    private func importFilesystem(_ path: String, progress: (String) -> Void) throws -> StoredImage {
+        progress("a filesystem tarball: storing it as a one-layer image")
+        let gzip = FileSource.peek(path, count: 2) == [0x1f, 0x8b]
+        let layer = try content.ingest(FileSource(path: path))
+        var plain: ByteSource = try FileSource(path: path)
+        if gzip { plain = try GzipSource(plain) }
+        let diffID = try HashingSource(plain).digest()
+        let now = ISO8601DateFormatter().string(from: Date())
+        let config: [String: Any] = ["architecture": platform.architecture, "os": platform.os, "created": now, "config": [String: Any](),
+                                     "rootfs": ["type": "layers", "diff_ids": [diffID]],
+                                     "history": [["created": now, "created_by": "sctr import", "comment": "Imported from " + (path as NSString).lastPathComponent]]]
+        let configData = try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys])
+        let configDigest = try content.ingest(data: configData)
+        var size = stat()
+        stat(try content.path(layer), &size)
+        let manifest = ImageManifest(config: Descriptor(mediaType: "application/vnd.oci.image.config.v1+json", digest: configDigest, size: Int64(configData.count)),
+                                     layers: [Descriptor(mediaType: gzip ? "application/vnd.oci.image.layer.v1.tar+gzip" : "application/vnd.oci.image.layer.v1.tar",
+                                                         digest: layer, size: Int64(size.st_size))])
+        let digest = try content.ingest(data: try JSONEncoder().encode(manifest))
+        return StoredImage(name: nil, manifestDigest: digest, manifest: manifest, config: try JSONDecoder().decode(ImageConfiguration.self, from: configData))
     }
 
     // MARK: OCI layout

@@ -129,6 +129,14 @@ struct RegistryTests {
         for name in [Self.name, "test/layered:oci"] { #expect(try config(third, name) == (try config(d, name)) && !(try config(d, name)).isEmpty) }
         let ran = try third.run(["--rm", "--network", "none"], "test/layered:oci", ["ls", "/"])
         #expect(ran.code == 0, "\(ran)")
+        // docker import: a container's exported filesystem as a new one-layer image.
+        #expect(try d.run(["-d", "--name", "src", "--network", "none"], Self.name, ["sh", "-c", "echo exported > /mark; sleep 1000"]).code == 0)
+        try eventually("the container wrote its mark") { try d.sctr(["exec", "src", "cat", "/mark"]).stdout == "exported\n" }
+        #expect(try d.sctr(["export", "-o", d.dir + "/fs.tar", "src"]).code == 0)
+        #expect(try third.sctr(["import", d.dir + "/fs.tar", "test/flat:1"]).code == 0)
+        let flat = try third.run(["--rm", "--network", "none"], "test/flat:1", ["cat", "/mark"])
+        #expect(flat.stdout == "exported\n", "\(flat)")
+        #expect(try third.sctr(["history", "test/flat:1"]).stdout.contains("sctr import"))
         // The peers read them.
         let pm = try PodmanInstance(RuntimeUnderTest.all[0])
         defer { pm.stop() }
