@@ -6,6 +6,7 @@ usage: registry-proxy.py PORTFILE UPSTREAM CAFILE MODE LOG
   MODE stall: the first response of each blob stops after half its bytes until the client goes
               away (the test kills the daemon meanwhile); later ones pass (Range included).
   MODE flip:  blob bodies pass with one byte flipped.
+  MODE bloat: manifests are answered with a 5 MiB document (no registry would store one).
 Each request is logged to LOG as `METHOD PATH RANGE STATUS`. The chosen port is written to
 PORTFILE once the proxy listens.
 """
@@ -30,6 +31,15 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         self.forward("HEAD")
 
     def forward(self, method):
+        if mode == "bloat" and "/manifests/" in self.path and self.headers.get("Authorization"):
+            body = b'{"schemaVersion": 2, "padding": "' + b"x" * (5 << 20) + b'"}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+            return
         conn = http.client.HTTPSConnection(upstream, context=context, timeout=30)
         headers = {k: v for k, v in self.headers.items() if k.lower() in ("authorization", "accept", "range")}
         conn.request(method, self.path, headers=headers)

@@ -245,6 +245,19 @@ struct RegistryTests {
         #expect(try d.sctr(["images", "-q"]).stdout.isEmpty)
     }
 
+    @Test("a manifest over 4 MiB is refused before it is read whole")
+    func manifestTooLarge() throws {
+        let reg = try RegistryInstance()
+        defer { reg.stop() }
+        let proxy = try RegistryProxy(reg, mode: "bloat")
+        defer { proxy.stop() }
+        let d = try Self.daemon(reg, authFile: try reg.authFile(for: proxy.host))
+        defer { d.stop() }
+        let r = try d.sctr(["pull", "\(proxy.host)/\(Self.name)"])
+        #expect(r.code == 1 && r.stderr.contains("larger than the 4194304 allowed"), "\(r)")
+        #expect(Self.blobs(d).isEmpty)
+    }
+
     @Test("a pull cut off mid-layer by a daemon crash resumes with Range; no temp file stays")
     func resumesAfterCrash() throws {
         let reg = try RegistryInstance()
