@@ -144,9 +144,9 @@ raw_size = synthetic_layer(layer)
 # umoci wants an OCI layout holding the layer.
 layout = os.path.join(work, "layout")
 os.makedirs(layout + "/blobs/sha256")
-def blob(data):
+def blob(data, root=None):
     h = hashlib.sha256(data).hexdigest()
-    open(layout + "/blobs/sha256/" + h, "wb").write(data)
+    open((root or layout) + "/blobs/sha256/" + h, "wb").write(data)
     return "sha256:" + h, len(data)
 ld, ls = blob(open(layer, "rb").read())
 diff = "sha256:" + hashlib.sha256(gzip.decompress(open(layer, "rb").read())).hexdigest()
@@ -401,9 +401,7 @@ try:
     pl = os.path.join(work, "pull-layout")
     os.makedirs(pl + "/blobs/sha256")
     def pblob(data):
-        h = hashlib.sha256(data).hexdigest()
-        open(pl + "/blobs/sha256/" + h, "wb").write(data)
-        return "sha256:" + h, len(data)
+        return blob(data, pl)
     layers, diffs = [], []
     for i in range(4):
         buf = io.BytesIO()
