@@ -31,6 +31,7 @@ final class Transport: @unchecked Sendable {
     private let http: HTTPClient
     private let tls: TLSConfiguration
     private var scheme: String
+    private var resolved = false
     private var authorization: [String: String] = [:]  // per scope
     private let lock = NSLock()
     /// Credentials to use instead of the stored ones (a login checking new ones).
@@ -89,19 +90,31 @@ final class Transport: @unchecked Sendable {
             r.body = body?()
             return r
         }
-        let current = lock.withLock { scheme }
+        let current = try await resolvedScheme()
         do {
             return try await http.execute(request(current), timeout: timeout)
         } catch {
-            // docker's order: https first; plain http only where allowed, and not when the
-            // server speaks TLS with a certificate we do not trust (that is the answer).
-            let untrusted = String(describing: error).contains("CERTIFICATE_VERIFY_FAILED")
-            guard current == "https", mayUseHTTP, !untrusted else { throw RegistryError("\(host): \(Transport.words(error))") }
-            lock.withLock { scheme = "http" }
-            do { return try await http.execute(request("http"), timeout: timeout) } catch {
-                throw RegistryError("\(host): \(Transport.words(error))")
+            throw RegistryError("\(host): \(Transport.words(error))")
+        }
+    }
+
+    /// https, unless the host may use plain HTTP and answers in it. Asked once per transport,
+    /// with a credential-free `GET /v2/` over plain HTTP: a TLS server answers that at once
+    /// (400, "HTTP request to an HTTPS server"), while a TLS handshake with a plain server
+    /// would wait for the handshake timeout.
+    private func resolvedScheme() async throws -> String {
+        if let known = lock.withLock({ resolved ? scheme : nil }) { return known }
+        var chosen = "https"
+        if mayUseHTTP {
+            var probe = HTTPClientRequest(url: "http://\(host)/v2/")
+            probe.method = .GET
+            if let response = try? await http.execute(probe, timeout: .seconds(10)) {
+                let body = (try? await response.body.collect(upTo: 1 << 16)).map { String(buffer: $0) } ?? ""
+                if !(response.status == .badRequest && body.contains("HTTPS")) { chosen = "http" }
             }
         }
+        lock.withLock { scheme = chosen; resolved = true }
+        return chosen
     }
 
     /// Answers a `WWW-Authenticate` challenge: Basic with the stored credentials, or a Bearer
