@@ -27,7 +27,8 @@ import Testing
     func killedFromOutside(_ rt: RuntimeUnderTest) async throws {
         let b = try TestBundle(rt, shell("echo started; sleep 100"))
         defer { b.cleanup() }
-        let run = Task.detached { try b.run() }
+        // On a thread of its own: a Task could wait for a cooperative thread that other tests' blocking bodies hold.
+        let run = BackgroundRun { try b.run() }
         let status = try await b.waitForStatus("running")
         #expect(status == "running")
         if rt.name == "srunc" {
@@ -40,7 +41,7 @@ import Testing
             #expect(parent.contains("Threads:\t1\n"))
         }
         #expect(try b.runtimeCommand(["kill", b.id, "KILL"]).code == 0)
-        let r = try await run.value
+        let r = try run.value()
         #expect(r.code == 137)
         #expect(r.stdout == "started\n")
     }
