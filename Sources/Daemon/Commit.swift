@@ -77,61 +77,63 @@ extension Daemon {
     /// The image's config (every field kept) with the container's run settings, the changes,
     /// the new layer's diff ID and a history entry.
     static func committedConfig(_ base: Data, container o: CreateOptions, diffID: String, params p: CommitParams) throws -> Data {
-        guard var config = try JSONSerialization.jsonObject(with: base) as? [String: Any] else { throw APIError.internal("the image's config is not an object") }
-        var run = config["config"] as? [String: Any] ?? [:]
-        if let cmd = o.cmd { run["Cmd"] = cmd }
-        if let e = o.entrypoint { run["Entrypoint"] = e }
-        if let env = o.env { run["Env"] = BundleBuilder.mergeEnv(run["Env"] as? [String] ?? [], env) }
-        if let w = o.workdir { run["WorkingDir"] = w }
-        if let u = o.user { run["User"] = u }
-        for change in p.changes ?? [] { try CommitChange.apply(change, to: &run) }
-        config["config"] = run
-        var rootfs = config["rootfs"] as? [String: Any] ?? ["type": "layers"]
-        rootfs["diff_ids"] = (rootfs["diff_ids"] as? [String] ?? []) + [diffID]
-        config["rootfs"] = rootfs
+        var config = try JSONValue.parse(Array(base))
+        guard case .object = config else { throw APIError.internal("the image's config is not an object") }
+        var run = config["config"] ?? .object([])
+        if case .null = run { run = .object([]) }
+        if let cmd = o.cmd { run = run.setting("Cmd", .strings(cmd)) }
+        if let e = o.entrypoint { run = run.setting("Entrypoint", .strings(e)) }
+        if let env = o.env { run = run.setting("Env", .strings(BundleBuilder.mergeEnv(CommitChange.strings(run["Env"]), env))) }
+        if let w = o.workdir { run = run.setting("WorkingDir", .string(w)) }
+        if let u = o.user { run = run.setting("User", .string(u)) }
+        for change in p.changes ?? [] { run = try CommitChange.apply(change, to: run) }
+        let rootfs = config["rootfs"] ?? .object([("type", .string("layers"))])
         let now = Timestamp.now()
-        var entry: [String: Any] = ["created": now, "created_by": "sctr commit"]
-        if let m = p.message { entry["comment"] = m }
-        if let a = p.author { entry["author"] = a; config["author"] = a }
-        config["history"] = (config["history"] as? [Any] ?? []) + [entry]
-        config["created"] = now
-        return try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys])
+        var entry: [(String, JSONValue)] = [("created", .string(now)), ("created_by", .string("sctr commit"))]
+        if let m = p.message { entry.append(("comment", .string(m))) }
+        if let a = p.author { entry.append(("author", .string(a))); config = config.setting("author", .string(a)) }
+        config = config.setting("config", run)
+            .setting("rootfs", rootfs.setting("diff_ids", .array((rootfs["diff_ids"]?.array ?? []) + [.string(diffID)])))
+            .setting("history", .array((config["history"]?.array ?? []) + [.object(entry)]))
+            .setting("created", .string(now))
+        return Data(config.serialized.utf8)
     }
 }
 
 /// docker commit's `--change` instructions: CMD, ENTRYPOINT (JSON or shell form), ENV, WORKDIR,
 /// USER, LABEL, EXPOSE, STOPSIGNAL.
 enum CommitChange {
-    static func apply(_ text: String, to run: inout [String: Any]) throws {
+    static func apply(_ text: String, to run: JSONValue) throws -> JSONValue {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         let keyword = String(trimmed.prefix { !$0.isWhitespace }).uppercased()
         let rest = trimmed.dropFirst(keyword.count).trimmingCharacters(in: .whitespaces)
         func words() -> [String] {
-            if rest.hasPrefix("["), let data = rest.data(using: .utf8), let list = try? JSONSerialization.jsonObject(with: data) as? [String] { return list }
+            if rest.hasPrefix("["), let list = (try? JSONValue.parse(rest))?.array, list.allSatisfy({ $0.string != nil }) { return list.compactMap(\.string) }
             return ["/bin/sh", "-c", rest]
         }
-        func pairs() -> [(String, String)] {
-            rest.split(separator: " ").map { item in
-                let kv = item.split(separator: "=", maxSplits: 1).map { String($0).trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
-                return (kv[0], kv.count > 1 ? kv[1] : "")
-            }
+        let pairs: [(String, String)] = rest.split(separator: " ").map { item in
+            let kv = item.split(separator: "=", maxSplits: 1).map { String($0).trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
+            return (kv[0], kv.count > 1 ? kv[1] : "")
         }
         switch keyword {
-        case "CMD": run["Cmd"] = words()
-        case "ENTRYPOINT": run["Entrypoint"] = words()
-        case "ENV": run["Env"] = BundleBuilder.mergeEnv(run["Env"] as? [String] ?? [], pairs().map { "\($0.0)=\($0.1)" })
-        case "WORKDIR": run["WorkingDir"] = rest
-        case "USER": run["User"] = rest
-        case "STOPSIGNAL": run["StopSignal"] = rest
-        case "LABEL":
-            var labels = run["Labels"] as? [String: String] ?? [:]
-            for (k, v) in pairs() { labels[k] = v }
-            run["Labels"] = labels
+        case "CMD": return run.setting("Cmd", .strings(words()))
+        case "ENTRYPOINT": return run.setting("Entrypoint", .strings(words()))
+        case "ENV": return run.setting("Env", .strings(BundleBuilder.mergeEnv(strings(run["Env"]), pairs.map { "\($0.0)=\($0.1)" })))
+        case "WORKDIR": return run.setting("WorkingDir", .string(rest))
+        case "USER": return run.setting("User", .string(rest))
+        case "STOPSIGNAL": return run.setting("StopSignal", .string(rest))
+        case "LABEL": return run.setting("Labels", pairs.reduce(objectOrEmpty(run["Labels"])) { $0.setting($1.0, .string($1.1)) })
         case "EXPOSE":
-            var ports = run["ExposedPorts"] as? [String: Any] ?? [:]
-            for p in rest.split(separator: " ") { ports[p.contains("/") ? String(p) : p + "/tcp"] = [String: String]() }
-            run["ExposedPorts"] = ports
+            let ports = rest.split(separator: " ").map { $0.contains("/") ? String($0) : $0 + "/tcp" }
+            return run.setting("ExposedPorts", ports.reduce(objectOrEmpty(run["ExposedPorts"])) { $0.setting($1, .object([])) })
         default: throw APIError.params("changes: \(ReferenceError.shown(text)): CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE or STOPSIGNAL")
         }
+    }
+
+    static func strings(_ value: JSONValue?) -> [String] { value?.array?.compactMap(\.string) ?? [] }
+
+    static func objectOrEmpty(_ value: JSONValue?) -> JSONValue {
+        if let value, case .object = value { return value }
+        return .object([])
     }
 }

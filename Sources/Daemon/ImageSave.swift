@@ -31,27 +31,26 @@ extension Daemon {
     /// oci-layout, index.json (each image named by containerd's and OCI's annotations), blobs.
     private func stageOCI(_ images: [(StoredImage, Metadata.ImageRow)], in dir: String) throws {
         try FileManager.default.createDirectory(atPath: dir + "/blobs/sha256", withIntermediateDirectories: true)
-        var entries: [[String: Any]] = []
+        var entries: [Descriptor] = []
         for (image, row) in images {
             for d in [image.manifestDigest, image.manifest.config.digest] + image.manifest.layers.map(\.digest) {
                 try stageBlob(d, at: dir + "/blobs/sha256/" + ContentStore.hex(d))
             }
-            var entry: [String: Any] = ["mediaType": image.manifest.mediaType ?? MediaType.manifest, "digest": image.manifestDigest,
-                                        "size": (try content.read(image.manifestDigest)).count,
-                                        "platform": ["os": image.config.os ?? "linux", "architecture": image.config.architecture ?? "amd64"]]
+            var entry = Descriptor(mediaType: image.manifest.mediaType ?? MediaType.manifest, digest: image.manifestDigest,
+                                   size: Int64(try content.read(image.manifestDigest).count),
+                                   platform: Platform(architecture: image.config.architecture ?? "amd64", os: image.config.os ?? "linux"))
             if row.name != image.manifestDigest, let ref = try? ImageReference(parsing: row.name) {
-                entry["annotations"] = ["io.containerd.image.name": row.name, "org.opencontainers.image.ref.name": ref.tag ?? "latest"]
+                entry.annotations = ["io.containerd.image.name": row.name, "org.opencontainers.image.ref.name": ref.tag ?? "latest"]
             }
             entries.append(entry)
         }
         try Data(#"{"imageLayoutVersion":"1.0.0"}"#.utf8).write(to: URL(fileURLWithPath: dir + "/oci-layout"))
-        try JSONSerialization.data(withJSONObject: ["schemaVersion": 2, "manifests": entries], options: [.sortedKeys])
-            .write(to: URL(fileURLWithPath: dir + "/index.json"))
+        try Daemon.sortedJSON(ImageIndex(manifests: entries)).write(to: URL(fileURLWithPath: dir + "/index.json"))
     }
 
     /// manifest.json, CONFIGHEX.json, LAYERHEX/layer.tar (uncompressed), as docker save writes.
     private func stageDocker(_ images: [(StoredImage, Metadata.ImageRow)], in dir: String) throws {
-        var manifest: [[String: Any]] = []
+        var manifest: [DockerArchiveEntry] = []
         for (image, row) in images {
             let configHex = try ContentStore.hex(image.manifest.config.digest)
             try stageBlob(image.manifest.config.digest, at: dir + "/" + configHex + ".json")
@@ -66,9 +65,9 @@ extension Daemon {
                 layers.append(hex + "/layer.tar")
             }
             let tags = row.name != image.manifestDigest && (try? ImageReference(parsing: row.name))?.digest == nil ? [Daemon.dockerTag(row.name)] : []
-            manifest.append(["Config": configHex + ".json", "RepoTags": tags, "Layers": layers])
+            manifest.append(DockerArchiveEntry(Config: configHex + ".json", RepoTags: tags, Layers: layers))
         }
-        try JSONSerialization.data(withJSONObject: manifest, options: [.sortedKeys]).write(to: URL(fileURLWithPath: dir + "/manifest.json"))
+        try Daemon.sortedJSON(manifest).write(to: URL(fileURLWithPath: dir + "/manifest.json"))
     }
 
     /// A stored blob at `path`: a hard link where the store's filesystem allows, else a copy.
@@ -93,6 +92,12 @@ extension Daemon {
             if n == 0 { break }
             try out.write(contentsOf: buffer[0..<n])
         }
+    }
+
+    static func sortedJSON<T: Encodable>(_ value: T) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return try encoder.encode(value)
     }
 
     /// docker's short form of a name in RepoTags: `busybox:latest`, `registry:5000/a/b:1`.

@@ -61,10 +61,15 @@ public struct ImageImporter {
         if gzip { plain = try GzipSource(plain) }
         let diffID = try HashingSource(plain).digest()
         let now = ISO8601DateFormatter().string(from: Date())
-        let config: [String: Any] = ["architecture": platform.architecture, "os": platform.os, "created": now, "config": [String: Any](),
-                                     "rootfs": ["type": "layers", "diff_ids": [diffID]],
-                                     "history": [["created": now, "created_by": "sctr import", "comment": "Imported from " + (path as NSString).lastPathComponent]]]
-        let configData = try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys])
+        var history = ImageConfiguration.History()
+        history.created = now
+        history.created_by = "sctr import"
+        history.comment = "Imported from " + (path as NSString).lastPathComponent
+        let config = ImageConfiguration(architecture: platform.architecture, os: platform.os, created: now, config: ImageConfiguration.RunConfig(),
+                                        rootfs: ImageConfiguration.RootFS(type: "layers", diff_ids: [diffID]), history: [history])
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let configData = try encoder.encode(config)
         let configDigest = try content.ingest(data: configData)
         var size = stat()
         stat(try content.path(layer), &size)

@@ -38,6 +38,15 @@ public struct ImageIndex: Codable, Sendable {
     public var schemaVersion: Int
     public var mediaType: String?
     public var manifests: [Descriptor]
+    public init(manifests: [Descriptor]) { schemaVersion = 2; mediaType = "application/vnd.oci.image.index.v1+json"; self.manifests = manifests }
+}
+
+/// One image in a docker-archive's manifest.json (docker save's layout).
+public struct DockerArchiveEntry: Codable, Sendable {
+    public var Config: String
+    public var RepoTags: [String]?
+    public var Layers: [String]
+    public init(Config: String, RepoTags: [String]?, Layers: [String]) { self.Config = Config; self.RepoTags = RepoTags; self.Layers = Layers }
 }
 
 /// One platform's image: its config blob and its layers, bottom first.
@@ -81,6 +90,7 @@ public struct ImageConfiguration: Codable, Sendable {
     public struct RootFS: Codable, Sendable {
         public var type: String
         public var diff_ids: [String]
+        public init(type: String, diff_ids: [String]) { self.type = type; self.diff_ids = diff_ids }
     }
     /// One step that made the image (docker's `history`).
     public struct History: Codable, Sendable {
@@ -98,4 +108,8 @@ public struct ImageConfiguration: Codable, Sendable {
     public var config: RunConfig?
     public var rootfs: RootFS
     public var history: [History]?
+
+    public init(architecture: String?, os: String?, created: String?, config: RunConfig?, rootfs: RootFS, history: [History]?) {
+        self.architecture = architecture; self.os = os; self.created = created; self.config = config; self.rootfs = rootfs; self.history = history
+    }
 }

@@ -27,6 +27,17 @@ public enum JSONValue: Equatable, Sendable {
         return members.first { $0.0 == key }?.1
     }
 
+    /// This object with `key` set to `value` (replacing it where it is, else appended); other
+    /// values are returned unchanged.
+    public func setting(_ key: String, _ value: JSONValue) -> JSONValue {
+        guard case .object(var members) = self else { return self }
+        if let i = members.firstIndex(where: { $0.0 == key }) { members[i].1 = value } else { members.append((key, value)) }
+        return .object(members)
+    }
+
+    /// Strings as an array value.
+    public static func strings(_ list: [String]) -> JSONValue { .array(list.map { .string($0) }) }
+
     public var string: String? { if case .string(let s) = self { return s } else { return nil } }
     public var bool: Bool? { if case .bool(let b) = self { return b } else { return nil } }
     public var number: Double? { if case .number(let n) = self { return n } else { return nil } }
