@@ -4,7 +4,7 @@
 set -euo pipefail
 if [ "$(id -u)" != 0 ]; then echo "setup: run as root (containers need real namespaces and mounts)" >&2; exit 1; fi
 command -v swift >/dev/null || export PATH=/opt/swift/usr/bin:$PATH
-packages=(libseccomp-dev libcap-dev libsqlite3-dev zlib1g-dev python3 busybox-static runc crun containerd podman conmon netavark aardvark-dns containernetworking-plugins iproute2 iptables docker.io debootstrap docker-registry skopeo apache2-utils openssl)
+packages=(libseccomp-dev libcap-dev libsqlite3-dev zlib1g-dev python3 busybox-static runc crun containerd podman conmon netavark aardvark-dns containernetworking-plugins iproute2 iptables docker.io debootstrap docker-registry skopeo apache2-utils openssl bpftool strace uidmap)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -239,6 +239,18 @@ int cl_mount_setattr_rdonly_recursive(int fd) {
 #endif
 }
 
+/* Idmaps the detached mount open at fd through the user namespace open at userns_fd
+   (MOUNT_ATTR_IDMAP); every mount of the tree when `recursive`. */
+int cl_mount_setattr_idmap(int fd, int userns_fd, int recursive) {
+#ifdef SYS_mount_setattr
+    struct { unsigned long long attr_set, attr_clr, propagation, userns_fd; } attr = { 0x00100000 /* MOUNT_ATTR_IDMAP */, 0, 0, (unsigned long long)userns_fd };
+    return (int)syscall(SYS_mount_setattr, fd, "", 0x1000 /* AT_EMPTY_PATH */ | (recursive ? 0x8000 /* AT_RECURSIVE */ : 0), &attr, sizeof attr);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
 /* A detached copy of the mount tree at `path` (open_tree with OPEN_TREE_CLONE): made with the
    caller's rights, attachable later by move_mount in another mount namespace. */
 int cl_open_tree_clone(const char *path, int recursive) {

@@ -23,8 +23,8 @@ struct InitPlan {
     let newUserNS: Bool
     /// The parent places the init in its cgroup (inside a user namespace it cannot) and says "go".
     let waitForParent: Bool
-    /// cgroup.procs files the init writes itself into, first thing.
-    let cgroupProcs: [String]
+    /// cgroup.procs files the init writes itself into, first thing (none when born in its cgroup).
+    var cgroupProcs: [String]
     let newCgroupNS: Bool
     /// Bind sources opened on the host, by index in `mounts` (see Rootfs.bindSources).
     var bindSources: [Int: Int32] = [:]
@@ -71,6 +71,7 @@ enum ContainerInit {
             try check("setresuid 0") { cl_setresuid(0, 0, 0) }
         }
         if plan.newCgroupNS { try check("unshare cgroup namespace") { cl_unshare(CL_NEWCGROUP) } }
+        if plan.spec.hasNewNamespace("time") { try TimeNamespace.enter(offsets: plan.spec.linux?.timeOffsets ?? [:]) }
         // A new network namespace starts with `lo` down; runc and crun bring it up.
         if plan.spec.hasNewNamespace("network") {
             try check("bring up the loopback interface") { cl_loopback_up() }

@@ -109,9 +109,7 @@ public struct Creator {
         if !terminal && opts.consoleSocket != nil {
             throw RuntimeError("cannot use console socket if srunc will not allocate tty")
         }
-        if spec.linux?.namespaces?.contains(where: { $0.type == "time" }) == true {
-            throw RuntimeError("config.json: time namespaces are not supported")
-        }
+        try TimeNamespace.validate(spec)
         if !spec.hasNewNamespace("mount") {
             // Masking or a read-only root would change the caller's own mounts; runc's words.
             if !(spec.linux?.maskedPaths ?? []).isEmpty || !(spec.linux?.readonlyPaths ?? []).isEmpty {
@@ -153,25 +151,34 @@ public struct Creator {
                             preserveFDs: opts.preserveFDs, parentIsCreator: joins.isEmpty, newUserNS: cloneFlags & CL_NEWUSER != 0,
                             waitForParent: anyUserNS, cgroupProcs: anyUserNS ? [] : cgroup.procsFiles,
                             newCgroupNS: newCgroupNS)
-        if anyUserNS { plan.bindSources = try openBindSources(spec, bundle: bundle.path, attempt: &attempt) }
-        let pid = try Spawn.start(joins: joins, flags: cloneFlags & ~CL_NEWCGROUP, sync: childSync, parentEnd: parentSync) {
+        plan.bindSources = try openBindSources(spec, bundle: bundle.path, all: anyUserNS, attempt: &attempt)
+        let cgroupFD = try cgroup.openForClone()
+        if cgroupFD >= 0 { attempt.fds.append(cgroupFD) }
+        let (pid, born) = try Spawn.start(joins: joins, flags: cloneFlags & ~CL_NEWCGROUP, cgroupFD: cgroupFD, sync: childSync,
+                                          parentEnd: parentSync) { born in
+            var plan = plan
+            if born { plan.cgroupProcs = [] }
             ContainerInit.run(plan)
         }
         attempt.initPid = pid ?? 0
-        return Launch(sync: parentSync, knownPid: pid, consoleListener: consoleListener, placedBySrunc: anyUserNS)
+        return Launch(sync: parentSync, knownPid: pid, consoleListener: consoleListener, placedBySrunc: anyUserNS && !born)
     }
 
     /// Bind-mount sources cloned now as detached trees, with srunc's rights: inside its user
     /// namespace the init may not reach a root-only source (runc opens them before, too; a
     /// plain fd would not do, its mount being in the host's namespace, not the init's).
-    private func openBindSources(_ spec: Spec, bundle: String, attempt: inout Attempt) throws -> [Int: Int32] {
+    /// Idmapped mounts are always made here (idmapping needs a detached tree); the others only
+    /// when `all`.
+    private func openBindSources(_ spec: Spec, bundle: String, all: Bool, attempt: inout Attempt) throws -> [Int: Int32] {
         var fds: [Int: Int32] = [:]
         for (i, m) in (spec.mounts ?? []).enumerated() where MountOptions(m.options ?? []).isBind || m.type == "bind" {
-            guard let source = m.source, !source.isEmpty else { continue }
+            let idmap = try IdmappedMount(m, spec: spec)
+            guard all || idmap != nil, let source = m.source, !source.isEmpty else { continue }
             let path = source.hasPrefix("/") ? source : bundle + "/" + source
             let recursive = MountOptions(m.options ?? []).flags & UInt(MS_REC) != 0
             let fd = try check("bind mount source \(source)") { cl_open_tree_clone(path, recursive ? 1 : 0) }
             attempt.fds.append(fd)
+            try idmap?.apply(to: fd, destination: m.destination)
             fds[i] = fd
         }
         return fds
@@ -186,7 +193,7 @@ public struct Creator {
                 let fd = try check("open namespace \(path)") { open(path, O_RDONLY | O_CLOEXEC) }
                 attempt.fds.append(fd)
                 joins.append(NamespaceJoin(type: ns.type, fd: fd))
-            } else {
+            } else if ns.type != "time" {  // the init makes it: see TimeNamespace
                 flags |= NamespaceJoin.flags[ns.type] ?? 0
             }
         }

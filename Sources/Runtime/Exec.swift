@@ -45,9 +45,17 @@ public struct Executor {
         }
         if !terminal && opts.consoleSocket != nil { throw RuntimeError("cannot use console socket if srunc will not allocate tty") }
         try Capabilities.validate(process.capabilities)
-        let cgroupProcs = try record.cgroup.map { try Cgroup(layout: $0).procsFiles(sub: opts.subCgroups) } ?? []
+        var cgroupProcs = try record.cgroup.map { try Cgroup(layout: $0).procsFiles(sub: opts.subCgroups) } ?? []
         var fds: [Int32] = []
         defer { fds.forEach { close($0) } }
+        // v2: the process is born in the (sub) cgroup by clone3 rather than moved into it.
+        var cgroupFD: Int32 = -1
+        if record.cgroup?.version == .v2, let procs = cgroupProcs.first {
+            let dir = String(procs.dropLast("/cgroup.procs".count))
+            cgroupFD = try check("open cgroup \(dir)") { open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+            fds.append(cgroupFD)
+            cgroupProcs = []
+        }
         let joins = try Executor.namespaces(of: record, fds: &fds)
         guard ProcStat(pid: record.initPid)?.startTime == record.initStartTime else { throw RuntimeError("container not running") }
         let (parentSync, childSync) = try SyncSocket.pair()
@@ -57,11 +65,11 @@ public struct Executor {
         let inUserNS = joins.contains { $0.type == "user" }
         let seccomp = record.config.linux?.seccomp
         defer { childSync.close() }
-        _ = try Spawn.start(joins: joins, flags: 0, sync: childSync, parentEnd: parentSync, inIntermediate: {
+        _ = try Spawn.start(joins: joins, flags: 0, cgroupFD: cgroupFD, sync: childSync, parentEnd: parentSync, inIntermediate: {
             // Non-dumpable before entering the container: its processes cannot reach our exe or fds.
             _ = cl_prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
             for procs in cgroupProcs { try Files.write(procs, "0") }
-        }) {
+        }) { _ in
             Executor.run(process, seccomp: seccomp, sync: childSync, consoleFD: consoleFD, inUserNS: inUserNS, preserveFDs: opts.preserveFDs)
         }
         childSync.close()
@@ -87,7 +95,7 @@ public struct Executor {
     /// The init's namespaces that differ from ours, opened now.
     private static func namespaces(of record: ContainerRecord, fds: inout [Int32]) throws -> [NamespaceJoin] {
         var joins: [NamespaceJoin] = []
-        for ns in ["user", "cgroup", "ipc", "uts", "net", "pid", "mnt"] {
+        for ns in ["user", "cgroup", "ipc", "uts", "net", "pid", "mnt", "time"] {
             guard let theirs = Lifecycle.nsInode(record.initPid, ns), theirs != Lifecycle.nsInode(getpid(), ns) else { continue }
             let fd = try check("open \(ns) namespace of \(record.initPid)") { open("/proc/\(record.initPid)/ns/\(ns)", O_RDONLY | O_CLOEXEC) }
             fds.append(fd)

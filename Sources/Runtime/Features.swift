@@ -40,7 +40,7 @@ public enum Features {
             cap_free(name)
         }
         let options = (Array(MountOptions.setting.keys) + Array(MountOptions.clearing.keys) + Array(MountOptions.propagation.keys)
-                       + Array(MountOptions.ignored)).sorted()
+                       + Array(MountOptions.ignored) + Array(MountOptions.idmapping)).sorted()
         let doc = Document(mountOptions: options,
                            linux: LinuxFeatures(capabilities: caps, seccomp: SeccompFeatures(archs: archs)),
                            annotations: ["io.github.srunc.version": version, "io.github.srunc.libseccomp.static": "true"])

@@ -50,9 +50,12 @@ extension Lifecycle {
         var record = try store.load(id)
         guard store.status(of: record) != .stopped else { throw RuntimeError("container not running") }
         guard let layout = record.cgroup else { throw RuntimeError("container has no cgroup") }
-        try Cgroup(layout: layout).apply(changes)
         var merged = record.config.linux?.resources ?? Resources()
         merged.merge(changes)
+        var applied = changes
+        // A v2 device program replaces the one before: it must encode every rule so far.
+        if layout.version == .v2, changes.devices != nil { applied.devices = merged.devices }
+        try Cgroup(layout: layout).apply(applied)
         if record.config.linux == nil { record.config.linux = Linux() }
         record.config.linux!.resources = merged
         try store.save(record)
@@ -79,5 +82,7 @@ extension Resources {
         blockIO = other.blockIO ?? blockIO
         hugepageLimits = other.hugepageLimits ?? hugepageLimits
         unified = other.unified ?? unified
+        // Device rules accumulate, later ones overriding earlier, as v1's allow/deny writes do.
+        if let more = other.devices { devices = (devices ?? []) + more }
     }
 }

@@ -30,6 +30,8 @@ struct MountOptions: Equatable {
     ]
     /// runc-specific words that are not mount(2) data; accepted and ignored.
     static let ignored: Set<String> = ["defaults", "tmpcopyup"]
+    /// Idmapped bind mounts (see IdmappedMount): srunc's words, not mount(2) data.
+    static let idmapping: Set<String> = ["idmap", "ridmap"]
 
     init(_ words: [String]) {
         for w in words {
@@ -37,7 +39,7 @@ struct MountOptions: Equatable {
             else if let f = MountOptions.setting[w] { flags |= f }
             else if let f = MountOptions.clearing[w] { flags &= ~f }
             else if let p = MountOptions.propagation[w] { propagation.append(p) }
-            else if !MountOptions.ignored.contains(w) && !w.hasPrefix("x-") { data.append(w) }
+            else if !MountOptions.ignored.contains(w) && !MountOptions.idmapping.contains(w) && !w.hasPrefix("x-") { data.append(w) }
         }
     }
 }

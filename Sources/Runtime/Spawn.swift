@@ -10,7 +10,7 @@ struct NamespaceJoin {
     /// clone/setns flag of each type, under both the config's and /proc/<pid>/ns's names.
     static let flags: [String: Int32] = [
         "pid": CL_NEWPID, "network": CL_NEWNET, "net": CL_NEWNET, "mount": CL_NEWNS, "mnt": CL_NEWNS,
-        "ipc": CL_NEWIPC, "uts": CL_NEWUTS, "user": CL_NEWUSER, "cgroup": CL_NEWCGROUP,
+        "ipc": CL_NEWIPC, "uts": CL_NEWUTS, "user": CL_NEWUSER, "cgroup": CL_NEWCGROUP, "time": CL_NEWTIME,
     ]
 }
 
@@ -19,33 +19,48 @@ struct NamespaceJoin {
 /// it grants the rights to join the rest; setns into a pid namespace only affects children),
 /// clones, reports the pid as `.pid` and exits; srunc, a subreaper, inherits the process.
 enum Spawn {
-    /// Returns the pid when srunc cloned the process itself, nil when `.pid` brings it later.
-    /// `inIntermediate` runs in the intermediate before it joins (exec enters the cgroup there);
+    /// Returns the pid when srunc cloned the process itself (nil when `.pid` brings it later)
+    /// and whether it was born in the cgroup open at `cgroupFD` (v2; -1 for none).
+    /// `inIntermediate` runs in the intermediate before it joins (exec enters a v1 cgroup there);
     /// passing one forces the intermediate. Both children close `parentEnd` first, so that the
-    /// parent's death is an EOF on every read they make.
-    static func start(joins: [NamespaceJoin], flags: Int32, sync: SyncSocket, parentEnd: SyncSocket,
-                      inIntermediate: (() throws -> Void)? = nil, child: @escaping () -> Never) throws -> pid_t? {
+    /// parent's death is an EOF on every read they make. The child learns whether it was born
+    /// in its cgroup: if not (no clone3), it must still be placed.
+    static func start(joins: [NamespaceJoin], flags: Int32, cgroupFD: Int32 = -1, sync: SyncSocket, parentEnd: SyncSocket,
+                      inIntermediate: (() throws -> Void)? = nil,
+                      child: @escaping (_ bornInCgroup: Bool) -> Never) throws -> (pid: pid_t?, bornInCgroup: Bool) {
         fflush(stdout); fflush(stderr)
         if joins.isEmpty && inIntermediate == nil {
-            let pid = cl_clone(UInt(UInt32(bitPattern: flags)))
-            if pid == 0 { parentEnd.close(); child() }
+            let (pid, born) = clone(flags, into: cgroupFD, fallBack: true)
+            if pid == 0 { parentEnd.close(); child(born) }
             if pid < 0 { throw RuntimeError.sys("clone") }
-            return pid
+            return (pid, born)
         }
         _ = cl_prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         let mid = cl_clone(0)
         if mid == 0 {
             parentEnd.close()
-            intermediate(joins: joins.sorted { a, _ in a.type == "user" }, flags: flags, sync: sync, prepare: inIntermediate, child: child)
+            intermediate(joins: joins.sorted { a, _ in a.type == "user" }, flags: flags, cgroupFD: cgroupFD, sync: sync,
+                         prepare: inIntermediate, child: child)
         }
         if mid < 0 { throw RuntimeError.sys("clone") }
         var status: Int32 = 0
         waitpid(mid, &status, 0)
-        return nil
+        return (nil, cgroupFD >= 0)
     }
 
-    private static func intermediate(joins: [NamespaceJoin], flags: Int32, sync: SyncSocket,
-                                     prepare: (() throws -> Void)?, child: () -> Never) -> Never {
+    /// clone3 into the cgroup when one is given, so that nothing migrates the child later (a
+    /// migration waits for an RCU grace period); plain clone otherwise. `fallBack`: a kernel
+    /// that refuses clone3 gets a plain clone, and the caller places the child.
+    private static func clone(_ flags: Int32, into cgroupFD: Int32, fallBack: Bool) -> (pid_t, Bool) {
+        if cgroupFD >= 0 {
+            let pid = cl_clone_into_cgroup(UInt64(UInt32(bitPattern: flags)), cgroupFD)
+            if pid >= 0 || !fallBack { return (pid, true) }
+        }
+        return (cl_clone(UInt(UInt32(bitPattern: flags))), false)
+    }
+
+    private static func intermediate(joins: [NamespaceJoin], flags: Int32, cgroupFD: Int32, sync: SyncSocket,
+                                     prepare: (() throws -> Void)?, child: (Bool) -> Never) -> Never {
         do {
             try prepare?()
             // The type given: the kernel refuses a path to a namespace of another type.
@@ -56,9 +71,11 @@ enum Spawn {
             sync.send(.error("\(error)"))
             _exit(1)
         }
-        let pid = cl_clone(UInt(UInt32(bitPattern: flags)))
-        if pid == 0 { child() }
-        sync.send(pid > 0 ? .pid(pid) : .error("clone: \(String(cString: strerror(errno)))"))
+        // Namespaces joined, paths seen from here may be the container's: no fallback to a write.
+        let (pid, born) = clone(flags, into: cgroupFD, fallBack: false)
+        if pid == 0 { child(born) }
+        let what = cgroupFD >= 0 ? "clone into cgroup" : "clone"
+        sync.send(pid > 0 ? .pid(pid) : .error("\(what): \(String(cString: strerror(errno)))"))
         _exit(0)
     }
 }

@@ -14,6 +14,7 @@
 #include <sys/xattr.h>
 
 // Namespace and clone flags (hidden from Swift behind _GNU_SOURCE in <sched.h>).
+#define CL_NEWTIME 0x00000080
 #define CL_NEWNS 0x00020000
 #define CL_NEWCGROUP 0x02000000
 #define CL_NEWUTS 0x04000000
@@ -33,6 +34,8 @@ int cl_pivot_root(const char *new_root, const char *put_old);
 int cl_mount_setattr_rdonly_recursive(int fd);
 /* A detached clone of the mount tree at path (open_tree OPEN_TREE_CLONE, AT_RECURSIVE if asked). */
 int cl_open_tree_clone(const char *path, int recursive);
+/* Idmaps a detached mount (open_tree clone) through a user namespace's mappings. */
+int cl_mount_setattr_idmap(int fd, int userns_fd, int recursive);
 /* move_mount of a detached tree onto the file or directory open at target_fd. */
 int cl_move_mount_onto(int tree_fd, int target_fd);
 /* Brings `lo` up in the current network namespace. */
@@ -103,5 +106,19 @@ int cl_accept4(int fd, int flags);
 /// A new network namespace kept alive by a bind mount at `path` (an existing file): made by a
 /// short-lived thread that unshares it, so the caller's own namespace never changes.
 int cl_netns_create(const char *path);
+
+/// clone3 with CLONE_INTO_CGROUP: the child is born in the cgroup open (O_DIRECTORY) at
+/// cgroup_fd, so nothing migrates it later. Like cl_clone: 0 in the child, its pid in the parent.
+pid_t cl_clone_into_cgroup(unsigned long long flags, int cgroup_fd);
+/// Loads `count` eBPF instructions as a cgroup device program; its fd, or -1 (the verifier's
+/// words in `log` when given).
+int cl_bpf_load_device_program(const void *insns, unsigned int count, char *log, unsigned int log_size);
+/// Attaches a device program to a cgroup (multi), atomically replacing `replace_fd` if >= 0.
+int cl_bpf_attach_device_program(int cgroup_fd, int prog_fd, int replace_fd);
+int cl_bpf_detach_device_program(int cgroup_fd, int prog_fd);
+/// The ids of the device programs attached to a cgroup (at most `capacity`); their count or -1.
+int cl_bpf_query_device_programs(int cgroup_fd, unsigned int *ids, unsigned int capacity);
+/// A new fd for the loaded program with this id.
+int cl_bpf_program_fd(unsigned int id);
 
 #endif

@@ -63,7 +63,12 @@ public struct Cgroup: Sendable {
         if layout.version == .v1, writes.contains(where: { $0.controller == "cpuset" }), let dir = layout.dir(for: "cpuset") {
             try fillEmptyCpusets(above: dir)
         }
-        if layout.version == .v2 { try delegate(Set(writes.compactMap { $0.file.split(separator: ".").first.map(String.init) })) }
+        if layout.version == .v2 {
+            try delegate(Set(writes.compactMap { $0.file.split(separator: ".").first.map(String.init) }))
+            if let devices = resources.devices, !devices.isEmpty, let dir = layout.dirs.first?.path {
+                try DeviceProgram.attach(devices + ResourceWrites.alwaysAllowedDevices, to: dir)
+            }
+        }
         var failed: [(CgroupWrite, RuntimeError)] = []
         for w in writes {
             do { try write(w) } catch let e as RuntimeError { failed.append((w, e)) }
@@ -87,8 +92,9 @@ public struct Cgroup: Sendable {
     /// v2: enables the controllers in every ancestor's cgroup.subtree_control.
     private func delegate(_ controllers: Set<String>) throws {
         let wanted = controllers.subtracting(["cgroup"])
-        guard !wanted.isEmpty, let dir = layout.dirs.first?.path, dir.hasPrefix("/sys/fs/cgroup/") else { return }
-        var ancestor = "/sys/fs/cgroup"
+        guard !wanted.isEmpty, let root = CgroupMount.unifiedRoot, let dir = layout.dirs.first?.path,
+              dir.hasPrefix(root + "/") else { return }
+        var ancestor = root
         let parts = dir.dropFirst(ancestor.count).split(separator: "/")
         for part in parts {
             let available = Set((Files.readString(ancestor + "/cgroup.controllers") ?? "").split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init))
@@ -123,6 +129,14 @@ public struct Cgroup: Sendable {
             guard let sub = own.flatMap({ subPath[$0] }) ?? subPath[""] else { return dir.path + "/cgroup.procs" }
             return dir.path + "/" + sub + "/cgroup.procs"
         }
+    }
+
+    /// v2: the directory, open for clone3's CLONE_INTO_CGROUP; -1 on v1 (the init joins by
+    /// writing cgroup.procs in each hierarchy).
+    func openForClone(sub: String? = nil) throws -> Int32 {
+        guard layout.version == .v2, let dir = layout.dirs.first?.path else { return -1 }
+        let path = sub.map { dir + "/" + $0 } ?? dir
+        return try check("open cgroup \(path)") { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
     }
 
     func join(_ pid: pid_t) throws {
@@ -161,19 +175,36 @@ public struct Cgroup: Sendable {
         throw RuntimeError("timed out waiting for cgroup to become \(value)")
     }
 
-    /// Removes the directories (deepest first: only the container's own leaf is removed).
+    /// Removes the directories, with any sub-cgroups made inside them (`exec --cgroup`'s),
+    /// deepest first, killing what still runs there. Only the container's own subtree goes.
     public func destroy() {
         if isFrozen { try? setFrozen(false) }  // frozen tasks only die once thawed
-        for d in layout.dirs {
-            for _ in 0..<100 {
-                if rmdir(d.path) == 0 || errno == ENOENT { break }
-                if errno != EBUSY { break }
-                for pid in (Files.readString(d.path + "/cgroup.procs") ?? "").split(separator: "\n").compactMap({ pid_t($0) }) {
-                    kill(pid, SIGKILL)
-                }
-                usleep(1000)
+        if layout.version == .v2, let dir = layout.dirs.first?.path { DeviceProgram.detachAll(from: dir) }
+        for d in layout.dirs { Cgroup.removeTree(d.path) }
+    }
+
+    private static func removeTree(_ path: String) {
+        for child in subdirectories(of: path) { removeTree(path + "/" + child) }
+        for _ in 0..<100 {
+            if rmdir(path) == 0 || errno == ENOENT { return }
+            if errno != EBUSY { return }
+            for pid in (Files.readString(path + "/cgroup.procs") ?? "").split(separator: "\n").compactMap({ pid_t($0) }) {
+                kill(pid, SIGKILL)
             }
+            usleep(1000)
         }
+    }
+
+    private static func subdirectories(of path: String) -> [String] {
+        guard let dir = opendir(path) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            guard entry.pointee.d_type == UInt8(DT_DIR) else { continue }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
     }
 }
 

@@ -27,8 +27,8 @@ public struct CgroupLayout: Codable, Sendable, Equatable {
     /// "slice:prefix:name" mapped onto cgroupfs) for the host's cgroup mode.
     static func resolve(cgroupsPath: String?, id: String, systemd: Bool) throws -> CgroupLayout {
         let inner = try innerPath(cgroupsPath, id: id, systemd: systemd)
-        if CgroupMount.hostIsUnified() {
-            let h = CgroupMount.Hierarchy(mountPoint: "/sys/fs/cgroup", fsType: "cgroup2", options: "")
+        if let unified = CgroupMount.unifiedRoot {
+            let h = CgroupMount.Hierarchy(mountPoint: unified, fsType: "cgroup2", options: "")
             return CgroupLayout(version: .v2, dirs: [Dir(controllers: "", path: join(h, inner))])
         }
         // Every v1 hierarchy, plus the controller-less cgroup2 tree of a hybrid host (as runc does).

@@ -16,10 +16,18 @@ struct CgroupMount {
     static let cgroup2Magic: Int = 0x63677270
 
     /// A pure cgroup v2 host: /sys/fs/cgroup itself is cgroup2 (not hybrid, not legacy v1).
-    static func hostIsUnified() -> Bool {
+    static func hostIsUnified() -> Bool { unifiedRoot != nil }
+
+    /// The cgroup2 hierarchy srunc uses alone: /sys/fs/cgroup on a unified host, or the one
+    /// SRUNC_CGROUP2_MOUNT names (a test mode: the v2 tree of a hybrid host, with whatever
+    /// controllers it has). nil: v1 (legacy or hybrid).
+    static let unifiedRoot: String? = {
         var fs = statfs()
-        return statfs("/sys/fs/cgroup", &fs) == 0 && Int(fs.f_type) == cgroup2Magic
-    }
+        if let forced = getenv("SRUNC_CGROUP2_MOUNT").map({ String(cString: $0) }), !forced.isEmpty {
+            return statfs(forced, &fs) == 0 && Int(fs.f_type) == cgroup2Magic ? forced : nil
+        }
+        return statfs("/sys/fs/cgroup", &fs) == 0 && Int(fs.f_type) == cgroup2Magic ? "/sys/fs/cgroup" : nil
+    }()
 
     static func hierarchies() -> [Hierarchy] {
         guard let text = Files.readString("/proc/self/mountinfo") else { return [] }
@@ -51,8 +59,8 @@ struct CgroupMount {
     }
 
     func mount(in root: PathInRoot) throws {
-        if CgroupMount.hostIsUnified() {
-            let h = Hierarchy(mountPoint: "/sys/fs/cgroup", fsType: "cgroup2", options: "")
+        if let unified = CgroupMount.unifiedRoot {
+            let h = Hierarchy(mountPoint: unified, fsType: "cgroup2", options: "")
             try mountHierarchy(h, at: destination, in: root)
             return
         }
