@@ -208,6 +208,7 @@ public struct IDMapping: Codable, Sendable, Equatable {
 public struct TimeOffset: Codable, Sendable, Equatable {
     public var secs: Int64?
     public var nanosecs: UInt32?
+    public init(secs: Int64? = nil, nanosecs: UInt32? = nil) { self.secs = secs; self.nanosecs = nanosecs }
 }
 
 /// A device node to create in the container's /dev.

@@ -110,6 +110,7 @@ public struct Creator {
             throw RuntimeError("cannot use console socket if srunc will not allocate tty")
         }
         try TimeNamespace.validate(spec)
+        for m in spec.mounts ?? [] { _ = try IdmappedMount(m, spec: spec) }
         if !spec.hasNewNamespace("mount") {
             // Masking or a read-only root would change the caller's own mounts; runc's words.
             if !(spec.linux?.maskedPaths ?? []).isEmpty || !(spec.linux?.readonlyPaths ?? []).isEmpty {

@@ -8,6 +8,8 @@ import Testing
 struct RuntimeUnderTest: CustomStringConvertible, Sendable {
     let name: String
     let binary: String
+    /// Added to the runtime's environment on every call.
+    var env: [String: String] = [:]
     var description: String { name }
 
     static let packageRoot: String = {
@@ -20,6 +22,10 @@ struct RuntimeUnderTest: CustomStringConvertible, Sendable {
         name: "srunc",
         binary: ProcessInfo.processInfo.environment["SRUNC_BIN"] ?? packageRoot + "/.build/debug/srunc")
     static let runc = RuntimeUnderTest(name: "runc", binary: "/usr/sbin/runc")
+    /// srunc driving only the v2 hierarchy of this hybrid host (/sys/fs/cgroup/unified), as on
+    /// a unified host; limits whose controllers that tree lacks are refused, not faked.
+    static let sruncV2 = RuntimeUnderTest(name: "srunc-v2", binary: srunc.binary,
+                                          env: ["SRUNC_CGROUP2_MOUNT": "/sys/fs/cgroup/unified"])
     static let all = [srunc, runc]
     /// crun through spec-fixtures/crun-v1.sh (crun refuses hybrid cgroup hosts; the wrapper hides
     /// the empty cgroup2 mount). Debian's crun 1.8 wants ociVersion 1.0.x: ShimInstance sets it.
@@ -143,7 +149,7 @@ final class TestBundle: @unchecked Sendable {
     /// `<runtime> --root <state> ARGS` with the bundle as working directory.
     @discardableResult
     func runtimeCommand(_ args: [String]) throws -> Outcome {
-        try execute(runtime.binary, ["--root", stateRoot] + args, cwd: dir)
+        try execute(runtime.binary, ["--root", stateRoot] + args, cwd: dir, env: runtime.env)
     }
 
     /// `run` in the foreground: the container's output and exit code.
