@@ -48,7 +48,7 @@ enum ContainerInit {
         waitForStart(plan)
         do {
             let seccomp = plan.spec.linux?.seccomp.flatMap { SeccompFilter.usesNotify($0) ? nil : $0 }
-            try becomeProcess(process, console: nil, inUserNS: plan.newUserNS, preserveFDs: plan.preserveFDs,
+            try becomeProcess(process, console: nil, inUserNS: plan.newUserNS || Rootless.inUserNamespace, preserveFDs: plan.preserveFDs,
                               seccomp: seccomp)
             // As in runc: after seccomp and the identity change, right before exec.
             try HookRunner.run(plan.spec.hooks?.startContainer, kind: "startContainer",
@@ -92,7 +92,7 @@ enum ContainerInit {
     /// then what must happen inside the new root.
     private static func buildFilesystem(_ plan: InitPlan) throws {
         let process = plan.spec.process!
-        var rootfs = Rootfs(spec: plan.spec, rootfs: plan.rootfs, inUserNS: plan.newUserNS, newCgroupNS: plan.newCgroupNS,
+        var rootfs = Rootfs(spec: plan.spec, rootfs: plan.rootfs, inUserNS: plan.newUserNS || Rootless.inUserNamespace, newCgroupNS: plan.newCgroupNS,
                             ownMountNS: plan.spec.hasNewNamespace("mount"))
         rootfs.bindSources = plan.bindSources
         try rootfs.prepare()

@@ -14,6 +14,8 @@ public struct CreateOptions: Sendable {
     /// `--systemd-cgroup`: cgroupsPath is "slice:prefix:name", mapped onto cgroupfs.
     public var systemdCgroup = false
     public var preserveFDs: Int32 = 0
+    /// Run by (or as if by) an unprivileged user: no cgroup where none may be written.
+    public var rootless = false
     public init(id: String, bundle: String) { self.id = id; self.bundle = bundle }
 }
 
@@ -43,20 +45,13 @@ public struct Creator {
         if !bundle.spec.hasNewNamespace("mount") { attempt.sharedMountRootfs = bundle.rootfs }
         do {
             defer { attempt.closeFDs() }
-            let layout = try CgroupLayout.resolve(cgroupsPath: bundle.spec.linux?.cgroupsPath, id: opts.id, systemd: opts.systemdCgroup)
-            try store.noteCgroup(opts.id, layout)
-            let cgroup = Cgroup(layout: layout)
-            try cgroup.create()
-            // Our init would freeze on entering it and create would hang: runc's words.
-            if cgroup.isFrozen { cgroup.removeEmpty(); throw RuntimeError("container's cgroup unexpectedly frozen") }
+            let cgroup = try makeCgroup(opts, bundle.spec)
             attempt.cgroup = cgroup
-            try cgroup.apply(bundle.spec.linux?.resources)
-            Log.debug("create \(opts.id): cgroup \(layout.dirs.first?.path ?? "")")
-            let launch = try spawn(opts, bundle, cgroup: attempt.cgroup!, attempt: &attempt)
+            let launch = try spawn(opts, bundle, cgroup: cgroup, attempt: &attempt)
             let pid = try handshake(launch, opts: opts, bundle: bundle, attempt: &attempt)
             let ptyMaster = try receivePty(launch.consoleListener)
             Log.debug("create \(opts.id): init \(pid) ready")
-            let record = try persist(opts, bundle, pid: pid, layout: layout)
+            let record = try persist(opts, bundle, pid: pid, layout: cgroup?.layout)
             try Creator.confirm(launch.sync)
             Log.debug("create \(opts.id): state saved, init \(pid) waits for start")
             return CreatedContainer(record: record, ptyMaster: ptyMaster)
@@ -66,6 +61,28 @@ public struct Creator {
             store.remove(opts.id)
             throw error
         }
+    }
+
+    /// The container's cgroup, made and limited. Rootless, where the user may not write the
+    /// hierarchy, there is none (nil), unless limits were asked for: those cannot be kept.
+    private func makeCgroup(_ opts: CreateOptions, _ spec: Spec) throws -> Cgroup? {
+        let layout = try CgroupLayout.resolve(cgroupsPath: spec.linux?.cgroupsPath, id: opts.id, systemd: opts.systemdCgroup)
+        let cgroup = Cgroup(layout: layout)
+        do {
+            try store.noteCgroup(opts.id, layout)
+            try cgroup.create()
+        } catch let e as RuntimeError where opts.rootless && (e.errno == EACCES || e.errno == EPERM || e.errno == EROFS) {
+            guard !(spec.linux?.resources?.setsLimits ?? false) else {
+                throw RuntimeError("rootless container: resource limits need a cgroup delegated to this user (\(e.message))")
+            }
+            Log.debug("create \(opts.id): rootless, no cgroup (\(e.message))")
+            return nil
+        }
+        // Our init would freeze on entering it and create would hang: runc's words.
+        if cgroup.isFrozen { cgroup.removeEmpty(); throw RuntimeError("container's cgroup unexpectedly frozen") }
+        do { try cgroup.apply(spec.linux?.resources) } catch { cgroup.destroy(); throw error }
+        Log.debug("create \(opts.id): cgroup \(layout.dirs.first?.path ?? "")")
+        return cgroup
     }
 
     /// What a failed create must undo: the init (killed and reaped), the cgroup, open fds.
@@ -124,7 +141,7 @@ public struct Creator {
 
     /// Opens what the init needs from the host, then clones it (through an intermediate when
     /// namespaces are joined by path).
-    private func spawn(_ opts: CreateOptions, _ bundle: Bundle, cgroup: Cgroup, attempt: inout Attempt) throws -> Launch {
+    private func spawn(_ opts: CreateOptions, _ bundle: Bundle, cgroup: Cgroup?, attempt: inout Attempt) throws -> Launch {
         let spec = bundle.spec
         let fifo = store.fifoPath(opts.id)
         try check("mkfifo \(fifo)") { cl_mkfifo(fifo, 0o622) }
@@ -150,10 +167,11 @@ public struct Creator {
                             consoleFD: consoleFD, fifoFD: fifoFD, hostProcFD: procFD, noPivot: opts.noPivot,
                             keyring: opts.noNewKeyring ? nil : "_ses." + opts.id,
                             preserveFDs: opts.preserveFDs, parentIsCreator: joins.isEmpty, newUserNS: cloneFlags & CL_NEWUSER != 0,
-                            waitForParent: anyUserNS, cgroupProcs: anyUserNS ? [] : cgroup.procsFiles,
+                            waitForParent: anyUserNS, cgroupProcs: anyUserNS ? [] : cgroup?.procsFiles ?? [],
                             newCgroupNS: newCgroupNS)
-        plan.bindSources = try openBindSources(spec, bundle: bundle.path, all: anyUserNS, attempt: &attempt)
-        let cgroupFD = try cgroup.openForClone()
+        // Unprivileged, srunc may not clone mounts; the init binds what the user can reach itself.
+        plan.bindSources = try openBindSources(spec, bundle: bundle.path, all: anyUserNS && geteuid() == 0, attempt: &attempt)
+        let cgroupFD = try cgroup?.openForClone() ?? -1
         if cgroupFD >= 0 { attempt.fds.append(cgroupFD) }
         let (pid, born) = try Spawn.start(joins: joins, flags: cloneFlags & ~CL_NEWCGROUP, cgroupFD: cgroupFD, sync: childSync,
                                           parentEnd: parentSync) { born in
@@ -218,7 +236,7 @@ public struct Creator {
             if let pid, !released {
                 released = true
                 attempt.initPid = pid
-                try release(pid, launch, spec: spec, cgroup: attempt.cgroup!)
+                try release(pid, launch, spec: spec, cgroup: attempt.cgroup)
             }
             if let pid, hooksAsked {
                 hooksAsked = false
@@ -242,12 +260,11 @@ public struct Creator {
     }
 
     /// Work that needs the init's pid before it may go on: cgroup placement and id maps.
-    private func release(_ pid: pid_t, _ launch: Launch, spec: Spec, cgroup: Cgroup) throws {
-        if launch.placedBySrunc { try cgroup.join(pid) }
+    private func release(_ pid: pid_t, _ launch: Launch, spec: Spec, cgroup: Cgroup?) throws {
+        if launch.placedBySrunc { try cgroup?.join(pid) }
         if spec.hasNewNamespace("user") {
             do {
-                try Files.write("/proc/\(pid)/uid_map", Creator.idMap(spec.linux?.uidMappings ?? []))
-                try Files.write("/proc/\(pid)/gid_map", Creator.idMap(spec.linux?.gidMappings ?? []))
+                try Rootless.writeIDMaps(pid: pid, uid: spec.linux?.uidMappings ?? [], gid: spec.linux?.gidMappings ?? [])
             } catch {
                 throw RuntimeError("write id mappings: \(error)")
             }
@@ -263,7 +280,7 @@ public struct Creator {
     }
 
     /// state.json, then --pid-file: from here on the container exists for every other verb.
-    private func persist(_ opts: CreateOptions, _ bundle: Bundle, pid: pid_t, layout: CgroupLayout) throws -> ContainerRecord {
+    private func persist(_ opts: CreateOptions, _ bundle: Bundle, pid: pid_t, layout: CgroupLayout?) throws -> ContainerRecord {
         guard let stat = ProcStat(pid: pid) else { throw RuntimeError("container init exited during create") }
         let record = ContainerRecord(id: opts.id, initPid: pid, initStartTime: stat.startTime,
                                      bundle: bundle.path, rootfs: bundle.rootfs, created: Timestamp.now(),

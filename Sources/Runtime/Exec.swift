@@ -62,7 +62,7 @@ public struct Executor {
         fds.append(parentSync.fd)
         let (consoleFD, consoleListener) = try ConsoleSocket.endpoints(socketPath: opts.consoleSocket, terminal: terminal)
         if consoleFD >= 0 { fds.append(consoleFD) }
-        let inUserNS = joins.contains { $0.type == "user" }
+        let inUserNS = joins.contains { $0.type == "user" } || Rootless.inUserNamespace
         let seccomp = record.config.linux?.seccomp
         defer { childSync.close() }
         _ = try Spawn.start(joins: joins, flags: 0, cgroupFD: cgroupFD, sync: childSync, parentEnd: parentSync, inIntermediate: {

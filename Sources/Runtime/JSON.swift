@@ -19,7 +19,7 @@ public enum JSON {
         }
     }
 
-    static func encode<T: Encodable>(_ value: T, pretty: Bool = false) throws -> [UInt8] {
+    public static func encode<T: Encodable>(_ value: T, pretty: Bool = false) throws -> [UInt8] {
         let enc = JSONEncoder()
         enc.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.withoutEscapingSlashes]
         return Array(try enc.encode(value))

@@ -3,6 +3,8 @@
 /// Every failure the runtime reports: one human sentence, printed as runc prints its errors.
 public struct RuntimeError: Error, CustomStringConvertible, Sendable {
     public let message: String
+    /// The errno of a failed syscall (`sys`), for callers that treat some as expected.
+    public var errno: Int32? = nil
     public init(_ message: String) { self.message = message }
     public var description: String { message }
 
@@ -13,8 +15,10 @@ public struct RuntimeError: Error, CustomStringConvertible, Sendable {
     }
 
     /// A failed syscall, "what: errno text", in Go's words as runc prints it.
-    public static func sys(_ what: String, _ err: Int32 = errno) -> RuntimeError {
-        RuntimeError("\(what): \(goText(err))")
+    public static func sys(_ what: String, _ err: Int32 = Glibc.errno) -> RuntimeError {
+        var e = RuntimeError("\(what): \(goText(err))")
+        e.errno = err
+        return e
     }
 }
 

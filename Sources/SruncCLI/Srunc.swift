@@ -37,8 +37,10 @@ public enum Srunc {
                 Output.print(usage)
                 return global.flag("help") ? 0 : 1
             }
-            let store = StateStore(root: global.value("root") ?? "/run/srunc")
-            return try dispatch(verb, Array(global.positionals.dropFirst()), store: store, systemd: global.flag("systemd-cgroup"))
+            let rootless = try Rootless.isRootless(global.value("rootless"))
+            let store = StateStore(root: global.value("root") ?? Rootless.defaultRoot(rootless: rootless))
+            return try dispatch(verb, Array(global.positionals.dropFirst()), store: store, systemd: global.flag("systemd-cgroup"),
+                                rootless: rootless)
         } catch let e as UsageError {
             log.error("srunc: \(e.description)")
             return 1
@@ -51,16 +53,16 @@ public enum Srunc {
         }
     }
 
-    static func dispatch(_ verb: String, _ rest: [String], store: StateStore, systemd: Bool) throws -> Int32 {
+    static func dispatch(_ verb: String, _ rest: [String], store: StateStore, systemd: Bool, rootless: Bool = false) throws -> Int32 {
         let lifecycle = Lifecycle(store: store)
         switch verb {
         case "create":
             let a = try ParsedArguments(rest[...], flags: createFlags)
-            _ = try Creator(store: store).create(try createOptions(a, systemd: systemd))
+            _ = try Creator(store: store).create(try createOptions(a, systemd: systemd, rootless: rootless))
             return 0
         case "run":
             let a = try ParsedArguments(rest[...], flags: createFlags + [.bool("detach", "d"), .bool("keep")])
-            return try Runner(store: store).run(try createOptions(a, systemd: systemd), detach: a.flag("detach"), keep: a.flag("keep"))
+            return try Runner(store: store).run(try createOptions(a, systemd: systemd, rootless: rootless), detach: a.flag("detach"), keep: a.flag("keep"))
         case "start":
             try lifecycle.start(try id(from: try ParsedArguments(rest[...], flags: []), verb))
             return 0
@@ -121,7 +123,11 @@ public enum Srunc {
             if access(path, F_OK) == 0 { throw RuntimeError("File \(path) exists. Remove it first") }
             let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
             if fd < 0 { throw RuntimeError.sys("create \(path)") }
-            let bytes = Array(DefaultSpec.json.utf8)
+            var bytes = Array(DefaultSpec.json.utf8)
+            if a.flag("rootless") {
+                let base = try JSON.decode(Spec.self, from: bytes, what: "default spec")
+                bytes = try JSON.encode(Rootless.spec(from: base, uid: geteuid(), gid: getegid()), pretty: true) + [0x0a]
+            }
             _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
             close(fd)
             return 0
@@ -152,9 +158,10 @@ public enum Srunc {
         return id
     }
 
-    static func createOptions(_ a: ParsedArguments, systemd: Bool) throws -> CreateOptions {
+    static func createOptions(_ a: ParsedArguments, systemd: Bool, rootless: Bool) throws -> CreateOptions {
         var o = CreateOptions(id: try id(from: a, "create"), bundle: Files.absolute(a.value("bundle") ?? "."))
         o.systemdCgroup = systemd
+        o.rootless = rootless
         // Both are taken from the caller's cwd, which becomes the bundle below.
         o.pidFile = a.value("pid-file").map(Files.absolute)
         o.consoleSocket = a.value("console-socket").map(Files.absolute)
