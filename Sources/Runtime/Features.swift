@@ -1,7 +1,10 @@
 @preconcurrency import Glibc
 import CLinux
 
-/// The runtime-spec features document (`srunc features`): only what srunc really implements.
+/// The runtime-spec features document (`srunc features`): what srunc implements, less what this
+/// host's kernel lacks (no time namespace, no mount_setattr, no cgroup hierarchy of a version).
+/// The spec says features SHOULD be fixed at build time; a caller asking whether a config will
+/// run here is better served by the answer for here, so the host narrows the list.
 public enum Features {
     struct Document: Encodable {
         let ociVersionMin = "1.0.0"
@@ -12,13 +15,14 @@ public enum Features {
         let annotations: [String: String]
     }
     struct LinuxFeatures: Encodable {
-        let namespaces = ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"]
+        let namespaces: [String]
         let capabilities: [String]
-        let cgroup = ["v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false]
+        let cgroup: [String: Bool]
         let seccomp: SeccompFeatures
         let apparmor = ["enabled": false]
         let selinux = ["enabled": false]
         let intelRdt = ["enabled": false]
+        let mountExtensions: [String: [String: Bool]]
     }
     struct SeccompFeatures: Encodable {
         let enabled = true
@@ -41,8 +45,18 @@ public enum Features {
         }
         let options = (Array(MountOptions.setting.keys) + Array(MountOptions.clearing.keys) + Array(MountOptions.propagation.keys)
                        + Array(MountOptions.ignored) + Array(MountOptions.idmapping)).sorted()
-        let doc = Document(mountOptions: options,
-                           linux: LinuxFeatures(capabilities: caps, seccomp: SeccompFeatures(archs: archs)),
+        let host = CgroupMount.hierarchies()
+        let cgroup = ["v1": host.contains { $0.fsType == "cgroup" }, "v2": host.contains { $0.fsType == "cgroup2" },
+                      "systemd": false, "systemdUser": false, "rdma": false]
+        let namespaces = ["cgroup", "ipc", "mount", "network", "pid", "user", "uts", "time"].filter {
+            access("/proc/self/ns/" + ($0 == "mount" ? "mnt" : $0 == "network" ? "net" : $0), F_OK) == 0
+        }
+        // mount_setattr on no mount: EBADF where the kernel has it, ENOSYS where not.
+        let idmap = cl_mount_setattr_idmap(-1, -1, 0) == 0 || errno != ENOSYS
+        let doc = Document(mountOptions: options.filter { idmap || !MountOptions.idmapping.contains($0) },
+                           linux: LinuxFeatures(namespaces: namespaces, capabilities: caps, cgroup: cgroup,
+                                                seccomp: SeccompFeatures(archs: archs),
+                                                mountExtensions: ["idmap": ["enabled": idmap]]),
                            annotations: ["io.github.srunc.version": version, "io.github.srunc.libseccomp.static": "true"])
         return try JSON.encode(doc, pretty: true) + [0x0a]
     }

@@ -122,6 +122,11 @@ import Testing
         // Only what works is listed: no systemd cgroup driver, no AppArmor or SELinux.
         #expect((linux?["cgroup"] as? [String: Bool])?["systemd"] == false)
         #expect((linux?["apparmor"] as? [String: Bool])?["enabled"] == false)
+        // And what this host has: both cgroup versions (hybrid), a time namespace, idmapped mounts.
+        #expect((linux?["cgroup"] as? [String: Bool])?["v1"] == true && (linux?["cgroup"] as? [String: Bool])?["v2"] == true)
+        #expect((linux?["namespaces"] as? [String])?.contains("time") == FileManager.default.fileExists(atPath: "/proc/self/ns/time"))
+        #expect((linux?["mountExtensions"] as? [String: [String: Bool]])?["idmap"]?["enabled"] == true)
+        #expect((doc?["mountOptions"] as? [String])?.contains("ridmap") == true)
     }
 
     /// containerd passes a --root whose parents may not exist yet (/run/containerd/runc/default).
