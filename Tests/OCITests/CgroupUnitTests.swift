@@ -4,7 +4,7 @@ import OCI
 import Testing
 
 /// The cgroup translations, checked as data and as files written into a temporary directory
-/// laid out like a cgroup (this host's cgroup2 mount has no controllers to test v2 for real).
+/// laid out like a cgroup; CgroupV2Tests drive the same code against the real v2 hierarchy.
 @Suite("cgroup units") struct CgroupUnitTests {
     func resources() -> Resources {
         var r = Resources()

@@ -27,6 +27,7 @@ public enum DeviceFilter {
         static func move(_ dst: UInt8, _ imm: Int32) -> Self { .init(code: 0xb7, dst: dst, src: 0, off: 0, imm: imm) }
         /// if dst != imm: skip `off` instructions.
         static func jumpIfNotEqual(_ dst: UInt8, _ imm: Int32, skip: Int16) -> Self { .init(code: 0x55, dst: dst, src: 0, off: skip, imm: imm) }
+        static func jumpIfEqual(_ dst: UInt8, _ imm: Int32, skip: Int16) -> Self { .init(code: 0x15, dst: dst, src: 0, off: skip, imm: imm) }
         static let exit = Instruction(code: 0x95, dst: 0, src: 0, off: 0, imm: 0)
     }
 
@@ -66,11 +67,13 @@ public enum DeviceFilter {
     /// Tests on type, access, major and minor, each jumping past the block when it fails, then
     /// the rule's verdict.
     private static func ruleBlock(_ rule: DeviceRule) -> [Instruction] {
-        enum Test { case equal(UInt8, Int32), accessWithin(Int32) }
+        enum Test { case equal(UInt8, Int32), accessWithin(Int32), accessOverlaps(Int32) }
         var tests: [Test] = []
         if let t = typeCode(rule.type) { tests.append(.equal(typeReg, t)) }
         let access = accessBits(rule.access)
-        if access != 7 { tests.append(.accessWithin(access)) }
+        // An allow covers an access only if it names every bit asked for; a deny refuses any
+        // access asking for one of its bits (as v1's exceptions match partially).
+        if access != 7 { tests.append(rule.allow ? .accessWithin(access) : .accessOverlaps(access)) }
         if let major = rule.major, major >= 0 { tests.append(.equal(majorReg, Int32(truncatingIfNeeded: major))) }
         if let minor = rule.minor, minor >= 0 { tests.append(.equal(minorReg, Int32(truncatingIfNeeded: minor))) }
         let verdict: [Instruction] = [.move(0, rule.allow ? 1 : 0), .exit]
@@ -86,6 +89,10 @@ public enum DeviceFilter {
                 // (access & ~allowed) must be 0: every bit asked for is one the rule names.
                 block.insert(contentsOf: [.move(scratch, register: accessReg), .and32(scratch, ~allowed & 7),
                                           .jumpIfNotEqual(scratch, 0, skip: Int16(following))], at: 0)
+                following += 3
+            case .accessOverlaps(let denied):
+                block.insert(contentsOf: [.move(scratch, register: accessReg), .and32(scratch, denied),
+                                          .jumpIfEqual(scratch, 0, skip: Int16(following))], at: 0)
                 following += 3
             }
         }
