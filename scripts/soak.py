@@ -457,7 +457,11 @@ def main():
             print("FAIL %-10s %5.1fs  %s" % (name, time.time() - started, e), flush=True)
             log = os.path.join(work, "daemon.log")
             if os.path.exists(log):
-                print("     daemon log: %s" % open(log).read()[-3000:], flush=True)
+                text = open(log).read()
+                # Warnings and errors first (the tail alone is often only recovery's info lines).
+                notable = [l for l in text.splitlines() if " warning " in l or " error " in l]
+                print("     daemon warnings and errors:\n%s" % "\n".join(notable[-30:]), flush=True)
+                print("     daemon log: %s" % text[-3000:], flush=True)
             failed += 1
         finally:
             if d:

@@ -73,7 +73,14 @@ struct CNIRunner {
         }
         guard failures.isEmpty else { throw CNIError(description: failures.joined(separator: "; ")) }
         try? FileManager.default.removeItem(atPath: path(a.containerID, a.network))
-        rmdir(cacheDir + "/" + a.containerID)
+        if cached(a.containerID).isEmpty { forget(a.containerID) }
+    }
+
+    /// Removes a container's cache directory whole: with its last attachment gone, or when the
+    /// container itself goes (then an attachment whose DEL failed is given up: no record is
+    /// left to retry it). A daemon killed mid-write leaves a temporary file there too.
+    func forget(_ containerID: String) {
+        try? FileManager.default.removeItem(atPath: cacheDir + "/" + containerID)
     }
 
     /// CHECK through every plugin: whether what ADD set up is still in place.
@@ -96,9 +103,12 @@ struct CNIRunner {
 
     private func path(_ id: String, _ network: String) -> String { cacheDir + "/" + id + "/" + network + ".json" }
 
+    /// Written beside its final name and renamed over it, so a reader never sees half of one.
     private func cache(_ a: CNIAttachment) throws {
         try FileManager.default.createDirectory(atPath: cacheDir + "/" + a.containerID, withIntermediateDirectories: true)
-        try JSONEncoder().encode(a).write(to: URL(fileURLWithPath: path(a.containerID, a.network)), options: .atomic)
+        let final = path(a.containerID, a.network), temporary = cacheDir + "/" + a.containerID + "/." + a.network + ".json.tmp"
+        try JSONEncoder().encode(a).write(to: URL(fileURLWithPath: temporary))
+        guard rename(temporary, final) == 0 else { throw CNIError(description: "cache \(final): \(String(cString: strerror(errno)))") }
     }
 
     /// The list's plugins, each with the list's name and version.

@@ -323,6 +323,9 @@ extension Daemon {
     func teardown(_ id: String, cgroupParent: String?) {
         if !shim(id).isAlive { forceDeleteInRuntime(id) }
         tearDownNetwork(id)
+        let undeleted = cni.cached(id)
+        if !undeleted.isEmpty { log.warning("container \(id): giving up network attachments whose DEL failed: \(undeleted.map(\.network))") }
+        cni.forget(id)
         let runtimeState = config.state + "/runtime/" + id
         if FileManager.default.fileExists(atPath: runtimeState) {
             log.warning("container \(id): the runtime left its state; removing it")
