@@ -98,8 +98,8 @@ srunc_run = statistics.median(t["srunc"])
 
 # 1b. The same with the host's cgroup2 mount in place (this namespace hides it for crun): srunc
 # and runc join it too; srunc-v2 uses it alone, as on a v2-only host (clone3 into the cgroup).
-# Each command enters the host's mount namespace through nsenter, the same cost for all.
-HOST = ["nsenter", "--mount=/proc/1/ns/mnt"]
+# Each command enters the host's mount namespace (bench.sh's) through nsenter, the same cost for all.
+HOST = ["nsenter", "--mount=" + os.environ.get("HOST_MNT_NS", "/proc/1/ns/mnt")]
 def run_hybrid(k, i):
     if k == "floor+cgroups":
         return timed(HOST + [os.path.join(work, "floor"), true_bundle + "/rootfs", "--cgroups", "srunc-bench-floor-h%d" % i])

@@ -38,7 +38,9 @@ enum ContainerInit {
         let target: (executable: String, env: [String])
         do {
             try settle(plan)
+            Log.debug("init \(plan.id): settled (cgroup, namespaces, keyring)")
             try buildFilesystem(plan)
+            Log.debug("init \(plan.id): filesystem built")
             target = try prepareExec(plan)
         } catch {
             plan.sync.send(.error("\(error)"))
@@ -64,7 +66,9 @@ enum ContainerInit {
     private static func settle(_ plan: InitPlan) throws {
         // Die with srunc if it dies mid-create; not when the parent is the short-lived intermediate.
         if plan.parentIsCreator { _ = cl_prctl(PR_SET_PDEATHSIG, UInt(SIGKILL), 0, 0, 0) }
+        Log.debug("init \(plan.id): cloned")
         for procs in plan.cgroupProcs { try Files.write(procs, "0") }
+        if !plan.cgroupProcs.isEmpty { Log.debug("init \(plan.id): joined its cgroups") }
         if plan.waitForParent { guard try plan.sync.receive() == .go else { _exit(1) } }
         if plan.newUserNS {
             try check("setresgid 0") { cl_setresgid(0, 0, 0) }

@@ -115,6 +115,8 @@ public struct Creator {
         let consoleListener: Int32
         /// In a user namespace the init cannot enter host cgroups: srunc places it, then says `go`.
         let placedBySrunc: Bool
+        /// clone3 put the init in the cgroup2 directory already.
+        let bornInUnified: Bool
     }
 
     /// What the config asks that srunc cannot do, refused before anything is made.
@@ -167,20 +169,26 @@ public struct Creator {
                             consoleFD: consoleFD, fifoFD: fifoFD, hostProcFD: procFD, noPivot: opts.noPivot,
                             keyring: opts.noNewKeyring ? nil : "_ses." + opts.id,
                             preserveFDs: opts.preserveFDs, parentIsCreator: joins.isEmpty, newUserNS: cloneFlags & CL_NEWUSER != 0,
-                            waitForParent: anyUserNS, cgroupProcs: anyUserNS ? [] : cgroup?.procsFiles ?? [],
+                            waitForParent: anyUserNS, cgroupProcs: [],
                             newCgroupNS: newCgroupNS)
         // Unprivileged, srunc may not clone mounts; the init binds what the user can reach itself.
         plan.bindSources = try openBindSources(spec, bundle: bundle.path, all: anyUserNS && geteuid() == 0, attempt: &attempt)
-        let cgroupFD = try cgroup?.openForClone() ?? -1
+        // The init is born in the cgroup2 directory and writes itself into the v1 ones.
+        let placement = try cgroup?.selfPlacement() ?? CgroupPlacement()
+        let cgroupFD = try placement.openUnified()
         if cgroupFD >= 0 { attempt.fds.append(cgroupFD) }
+        if !anyUserNS { plan.cgroupProcs = placement.tasksFiles }
+        let unifiedProcs = placement.unifiedDir.map { $0 + "/cgroup.procs" }
         let (pid, born) = try Spawn.start(joins: joins, flags: cloneFlags & ~CL_NEWCGROUP, cgroupFD: cgroupFD, sync: childSync,
                                           parentEnd: parentSync) { born in
             var plan = plan
-            if born { plan.cgroupProcs = [] }
+            if !born && !plan.waitForParent, let unifiedProcs { plan.cgroupProcs.append(unifiedProcs) }
             ContainerInit.run(plan)
         }
         attempt.initPid = pid ?? 0
-        return Launch(sync: parentSync, knownPid: pid, consoleListener: consoleListener, placedBySrunc: anyUserNS && !born)
+        let placed = !(born && placement.tasksFiles.isEmpty)
+        return Launch(sync: parentSync, knownPid: pid, consoleListener: consoleListener, placedBySrunc: anyUserNS && placed,
+                      bornInUnified: born && placement.unifiedDir != nil)
     }
 
     /// Bind-mount sources cloned now as detached trees, with srunc's rights: inside its user
@@ -261,7 +269,7 @@ public struct Creator {
 
     /// Work that needs the init's pid before it may go on: cgroup placement and id maps.
     private func release(_ pid: pid_t, _ launch: Launch, spec: Spec, cgroup: Cgroup?) throws {
-        if launch.placedBySrunc { try cgroup?.join(pid) }
+        if launch.placedBySrunc { try cgroup?.join(pid, bornInUnified: launch.bornInUnified) }
         if spec.hasNewNamespace("user") {
             do {
                 try Rootless.writeIDMaps(pid: pid, uid: spec.linux?.uidMappings ?? [], gid: spec.linux?.gidMappings ?? [])

@@ -45,17 +45,13 @@ public struct Executor {
         }
         if !terminal && opts.consoleSocket != nil { throw RuntimeError("cannot use console socket if srunc will not allocate tty") }
         try Capabilities.validate(process.capabilities)
-        var cgroupProcs = try record.cgroup.map { try Cgroup(layout: $0).procsFiles(sub: opts.subCgroups) } ?? []
         var fds: [Int32] = []
         defer { fds.forEach { close($0) } }
-        // v2: the process is born in the (sub) cgroup by clone3 rather than moved into it.
-        var cgroupFD: Int32 = -1
-        if record.cgroup?.version == .v2, let procs = cgroupProcs.first {
-            let dir = String(procs.dropLast("/cgroup.procs".count))
-            cgroupFD = try check("open cgroup \(dir)") { open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
-            fds.append(cgroupFD)
-            cgroupProcs = []
-        }
+        // As the init: born in the cgroup2 directory, "0" into each v1 hierarchy's tasks.
+        let placement = try record.cgroup.map { try Cgroup(layout: $0).selfPlacement(sub: opts.subCgroups) } ?? CgroupPlacement()
+        let cgroupProcs = placement.tasksFiles
+        let cgroupFD = try placement.openUnified()
+        if cgroupFD >= 0 { fds.append(cgroupFD) }
         let joins = try Executor.namespaces(of: record, fds: &fds)
         guard ProcStat(pid: record.initPid)?.startTime == record.initStartTime else { throw RuntimeError("container not running") }
         let (parentSync, childSync) = try SyncSocket.pair()

@@ -25,7 +25,9 @@ public struct Runner {
             if !keep { try? lifecycle.delete(opts.id, force: true) }
             throw error
         }
+        Log.debug("run \(opts.id): exited with \(code)")
         if !keep { try? lifecycle.delete(opts.id, force: true) }
+        Log.debug("run \(opts.id): deleted")
         return code
     }
 

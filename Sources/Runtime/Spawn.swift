@@ -31,7 +31,9 @@ enum Spawn {
         fflush(stdout); fflush(stderr)
         if joins.isEmpty && inIntermediate == nil {
             let (pid, born) = clone(flags, into: cgroupFD, fallBack: true)
-            if pid == 0 { parentEnd.close(); child(born) }
+            // The cgroup directory is a host directory: never an fd the container could reach
+            // (process.cwd = /proc/self/fd/N, CVE-2024-21626).
+            if pid == 0 { parentEnd.close(); if cgroupFD >= 0 { close(cgroupFD) }; child(born) }
             if pid < 0 { throw RuntimeError.sys("clone") }
             return (pid, born)
         }
@@ -73,7 +75,7 @@ enum Spawn {
         }
         // Namespaces joined, paths seen from here may be the container's: no fallback to a write.
         let (pid, born) = clone(flags, into: cgroupFD, fallBack: false)
-        if pid == 0 { child(born) }
+        if pid == 0 { if cgroupFD >= 0 { close(cgroupFD) }; child(born) }
         let what = cgroupFD >= 0 ? "clone into cgroup" : "clone"
         sync.send(pid > 0 ? .pid(pid) : .error("\(what): \(String(cString: strerror(errno)))"))
         _exit(0)

@@ -131,16 +131,28 @@ public struct Cgroup: Sendable {
         }
     }
 
-    /// v2: the directory, open for clone3's CLONE_INTO_CGROUP; -1 on v1 (the init joins by
-    /// writing cgroup.procs in each hierarchy).
-    func openForClone(sub: String? = nil) throws -> Int32 {
-        guard layout.version == .v2, let dir = layout.dirs.first?.path else { return -1 }
-        let path = sub.map { dir + "/" + $0 } ?? dir
-        return try check("open cgroup \(path)") { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+    /// How a single-threaded process (the init, exec's intermediate) enters the container's
+    /// cgroup itself: "0" into each v1 hierarchy's `tasks`, and the cgroup2 directory (the v2
+    /// host's, or a hybrid host's unified one) given to clone3 as CLONE_INTO_CGROUP. Neither
+    /// takes the kernel's threadgroup lock, whose writers wait for an RCU grace period (10-20
+    /// ms here, most of a container's start): cgroup.procs takes it for every write, `tasks`
+    /// only for another task's pid. `sub`: exec --cgroup's sub-cgroups.
+    func selfPlacement(sub: [String] = []) throws -> CgroupPlacement {
+        let procs = sub.isEmpty ? procsFiles : try procsFiles(sub: sub)
+        var tasks: [String] = [], unified: String?
+        for (dir, file) in zip(layout.dirs, procs) {
+            let path = String(file.dropLast("/cgroup.procs".count))
+            if layout.version == .v2 || dir.controllers.isEmpty { unified = path } else { tasks.append(path + "/tasks") }
+        }
+        return CgroupPlacement(tasksFiles: tasks, unifiedDir: unified)
     }
 
-    func join(_ pid: pid_t) throws {
-        for f in procsFiles { try Files.write(f, String(pid)) }
+    /// Writes `pid` into every hierarchy (a process in a user namespace cannot place itself);
+    /// the cgroup2 one is skipped when the process was born there.
+    func join(_ pid: pid_t, bornInUnified: Bool = false) throws {
+        for (dir, f) in zip(layout.dirs, procsFiles) where !(bornInUnified && (layout.version == .v2 || dir.controllers.isEmpty)) {
+            try Files.write(f, String(pid))
+        }
     }
 
     /// Pids of every process in the container's cgroup.
@@ -205,6 +217,18 @@ public struct Cgroup: Sendable {
             if name != "." && name != ".." { names.append(name) }
         }
         return names
+    }
+}
+
+/// Where a process puts itself (see Cgroup.selfPlacement).
+struct CgroupPlacement {
+    var tasksFiles: [String] = []
+    var unifiedDir: String?
+
+    /// The cgroup2 directory open for clone3's CLONE_INTO_CGROUP; -1 without one.
+    func openUnified() throws -> Int32 {
+        guard let dir = unifiedDir else { return -1 }
+        return try check("open cgroup \(dir)") { open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
     }
 }
 
