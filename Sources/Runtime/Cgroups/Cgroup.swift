@@ -196,6 +196,8 @@ public struct Cgroup: Sendable {
     }
 
     private static func removeTree(_ path: String) {
+        // The usual leaf goes at the first rmdir; only a busy one is searched for children.
+        if rmdir(path) == 0 || errno == ENOENT { return }
         for child in subdirectories(of: path) { removeTree(path + "/" + child) }
         for _ in 0..<100 {
             if rmdir(path) == 0 || errno == ENOENT { return }
