@@ -14,6 +14,8 @@ runs = int(os.environ.get("RUNS", "40"))
 rel = os.path.join(repo, ".build/release")
 runtimes = {"srunc": os.path.join(rel, "srunc"), "runc": "/usr/sbin/runc", "crun": "/usr/bin/crun"}
 rows = []
+import atexit
+atexit.register(lambda: report())
 
 
 class Result:
@@ -488,6 +490,7 @@ try:
     # 8. Scale: 0, 100, 500 idle containers under each engine; p50 of `run -d` and of a
     # listing, daemon RSS, and memory per container (shims' Pss + the daemon's growth) / N.
     levels = [int(x) for x in os.environ.get("SCALE", "0,100,500").split(",")]
+    sh(SCTR + ["import", image_tar])  # the pull rows pruned the store
     engines = {
         "scontainerd": {"run": lambda n: SCTR + ["run", "-d", "--network", "none", "--cgroup-parent", "/srunc-bench", "--name", n, IMAGE, "sleep", "100000"],
                         "list": SCTR + ["ps"], "rm": lambda n: SCTR + ["rm", "-f", n], "shim": ("sshim", sd), "daemon": scontainerd.pid},
@@ -543,48 +546,49 @@ finally:
     for m in sorted(mounts, key=len, reverse=True):
         subprocess.run(["umount", "-l", m], stderr=subprocess.DEVNULL)
 
-# Print.
-print("%-32s %-24s %10s %10s %10s %8s  %s" % ("benchmark (ms unless named)", "who", "median", "p10/min", "p90/max", "ratio", ""))
-for group, name, med, p10, p90, base, note in rows:
-    print("%-32s %-24s %10.2f %10.2f %10.2f %8s  %s" % (group, name, med, p10, p90, "%.2f" % (med / base) if base else "", note))
-print()
-# Issue 18's targets, each with the measured value and met / NOT met.
-targets = []
-def target(what, value, ok, shown):
-    targets.append((what, shown % value, "met" if ok else "NOT met"))
-def guarded(fn):
-    try:
-        fn()
-    except (NameError, KeyError, ZeroDivisionError) as e:
-        targets.append((fn.__name__, "not measured (%s)" % e, "NOT met"))
-target("srunc run <= 0.7x crun", srunc_run / crun_run, srunc_run <= 0.7 * crun_run, "%.2fx")
-target("srunc run <= 2x the floor that joins cgroups", srunc_run / floor_cgroups, srunc_run <= 2 * floor_cgroups, "%.2fx")
-target("srunc run, cgroup2 mounted, vs runc (no target; runc's ratio)", hybrid_ratio, True, "%.2fx")
-target("create+start+delete <= 0.5x crun", srunc_cycle / crun_cycle, srunc_cycle <= 0.5 * crun_cycle, "%.2fx")
-target("exec <= 0.7x crun", exec_ratio, exec_ratio <= 0.7, "%.2fx")
-target("unpack single layer >= 1.0x tar -xzf (tar's time / ours)", tar_unpack / srunc_unpack, srunc_unpack <= tar_unpack, "%.2fx")
-targets.append(("unpack 5-layer image >= 1.0x tar -xzf", "no row yet", "NOT met"))
-target("sctr logs <= 1.5x the shim's own", logs_ratio, logs_ratio <= 1.5, "%.2fx")
-def memory():
-    target("sshim RSS <= conmon's", sshim_rss / conmon_rss, sshim_rss <= conmon_rss, "%.2fx")
-    target("sshim private dirty <= conmon's", sshim_dirty / conmon_dirty, sshim_dirty <= conmon_dirty, "%.2fx")
-def daemon():
-    target("scontainerd sequential run --rm >= 3x containerd+ctr", sd_rate / ctd_rate, sd_rate >= 3 * ctd_rate, "%.2fx")
-    share = 1000 / sd_rate - srunc_run
-    target("scontainerd's own share of a run <= one bare srunc run (ms)", share, share <= srunc_run, "%.1f ms")
-    target("scontainerd idle RSS <= 0.5x containerd's", sd_rss / ctd_rss, sd_rss <= 0.5 * ctd_rss, "%.2fx")
-    target("networked run --rm rate >= podman's", net_rate / net_podman, net_rate >= net_podman, "%.2fx")
-def scale():
-    lo, hi = scale_rows[("scontainerd", levels[0])], scale_rows[("scontainerd", levels[-1])]
-    target("run -d p50 with %d idle / with %d (flat: <= 1.5x)" % (levels[-1], levels[0]), hi[0] / lo[0], hi[0] <= 1.5 * lo[0], "%.2fx")
-    target("ps p50 with %d idle / with %d (linear, small constant: <= 3x)" % (levels[-1], levels[0]), hi[1] / lo[1], hi[1] <= 3 * lo[1], "%.2fx")
-    mine, theirs = scale_rows[("scontainerd", levels[-1])][2], scale_rows[("containerd+ctr", levels[-1])][2]
-    target("memory per container <= containerd's", mine / theirs, mine <= theirs, "%.2fx")
-def pull():
-    ours = [r for r in rows if r[0].startswith("pull") and r[1] == "scontainerd"][0]
-    target("pull 100 MB <= skopeo copy's time", ours[2] / ours[5], ours[2] <= ours[5], "%.2fx")
-for fn in (memory, daemon, scale, pull):
-    guarded(fn)
-print("%-72s %12s  %s" % ("target", "measured", ""))
-for what, value, verdict in targets:
-    print("%-72s %12s  %s" % (what, value, verdict))
+# Print (also when a section failed: every row measured so far, and the targets it allows).
+def report():
+    print("%-32s %-24s %10s %10s %10s %8s  %s" % ("benchmark (ms unless named)", "who", "median", "p10/min", "p90/max", "ratio", ""))
+    for group, name, med, p10, p90, base, note in rows:
+        print("%-32s %-24s %10.2f %10.2f %10.2f %8s  %s" % (group, name, med, p10, p90, "%.2f" % (med / base) if base else "", note))
+    print()
+    # Issue 18's targets, each with the measured value and met / NOT met.
+    targets = []
+    def target(what, value, ok, shown):
+        targets.append((what, shown % value, "met" if ok else "NOT met"))
+    def guarded(fn):
+        try:
+            fn()
+        except (NameError, KeyError, ZeroDivisionError, IndexError) as e:
+            targets.append((fn.__name__, "not measured (%s)" % e, "NOT met"))
+    guarded(lambda: target("srunc run <= 0.7x crun", srunc_run / crun_run, srunc_run <= 0.7 * crun_run, "%.2fx"))
+    guarded(lambda: target("srunc run <= 2x the floor that joins cgroups", srunc_run / floor_cgroups, srunc_run <= 2 * floor_cgroups, "%.2fx"))
+    guarded(lambda: target("srunc run, cgroup2 mounted, vs runc (no target; runc's ratio)", hybrid_ratio, True, "%.2fx"))
+    guarded(lambda: target("create+start+delete <= 0.5x crun", srunc_cycle / crun_cycle, srunc_cycle <= 0.5 * crun_cycle, "%.2fx"))
+    guarded(lambda: target("exec <= 0.7x crun", exec_ratio, exec_ratio <= 0.7, "%.2fx"))
+    guarded(lambda: target("unpack single layer >= 1.0x tar -xzf (tar's time / ours)", tar_unpack / srunc_unpack, srunc_unpack <= tar_unpack, "%.2fx"))
+    targets.append(("unpack 5-layer image >= 1.0x tar -xzf", "no row yet", "NOT met"))
+    guarded(lambda: target("sctr logs <= 1.5x the shim's own", logs_ratio, logs_ratio <= 1.5, "%.2fx"))
+    def memory():
+        target("sshim RSS <= conmon's", sshim_rss / conmon_rss, sshim_rss <= conmon_rss, "%.2fx")
+        target("sshim private dirty <= conmon's", sshim_dirty / conmon_dirty, sshim_dirty <= conmon_dirty, "%.2fx")
+    def daemon():
+        target("scontainerd sequential run --rm >= 3x containerd+ctr", sd_rate / ctd_rate, sd_rate >= 3 * ctd_rate, "%.2fx")
+        share = 1000 / sd_rate - srunc_run
+        target("scontainerd's own share of a run <= one bare srunc run (ms)", share, share <= srunc_run, "%.1f ms")
+        target("scontainerd idle RSS <= 0.5x containerd's", sd_rss / ctd_rss, sd_rss <= 0.5 * ctd_rss, "%.2fx")
+        target("networked run --rm rate >= podman's", net_rate / net_podman, net_rate >= net_podman, "%.2fx")
+    def scale():
+        lo, hi = scale_rows[("scontainerd", levels[0])], scale_rows[("scontainerd", levels[-1])]
+        target("run -d p50 with %d idle / with %d (flat: <= 1.5x)" % (levels[-1], levels[0]), hi[0] / lo[0], hi[0] <= 1.5 * lo[0], "%.2fx")
+        target("ps p50 with %d idle / with %d (linear, small constant: <= 3x)" % (levels[-1], levels[0]), hi[1] / lo[1], hi[1] <= 3 * lo[1], "%.2fx")
+        mine, theirs = scale_rows[("scontainerd", levels[-1])][2], scale_rows[("containerd+ctr", levels[-1])][2]
+        target("memory per container <= containerd's", mine / theirs, mine <= theirs, "%.2fx")
+    def pull():
+        ours = [r for r in rows if r[0].startswith("pull") and r[1] == "scontainerd"][0]
+        target("pull 100 MB <= skopeo copy's time", ours[2] / ours[5], ours[2] <= ours[5], "%.2fx")
+    for fn in (memory, daemon, scale, pull):
+        guarded(fn)
+    print("%-72s %12s  %s" % ("target", "measured", ""))
+    for what, value, verdict in targets:
+        print("%-72s %12s  %s" % (what, value, verdict))

@@ -130,7 +130,7 @@ struct Handlers {
             try reply(Calls.ContainerList.self) { p in
                 let filter = try FilterSet(p.filters, allowed: ListContainersParams.filterKeys)
                 let rows = try daemon.metadata.containers(ns).filter { p.all == true || $0.status.isListed }
-                return ContainerList(containers: rows.map(daemon.info).filter(filter.matches))
+                return ContainerList(containers: rows.map { daemon.info($0, live: false) }.filter(filter.matches))
             }
         case .containerRemove:
             try reply(Calls.ContainerRemove.self) { p in try daemon.removeContainer(try daemon.row(ns, p.id), force: p.force == true); return Empty() }

@@ -72,6 +72,7 @@ public struct Creator {
             try store.noteCgroup(opts.id, layout)
             try cgroup.create()
         } catch let e as RuntimeError where opts.rootless && (e.errno == EACCES || e.errno == EPERM || e.errno == EROFS) {
+            cgroup.removeEmpty()  // the hierarchies that were writable, if some were
             guard !(spec.linux?.resources?.setsLimits ?? false) else {
                 throw RuntimeError("rootless container: resource limits need a cgroup delegated to this user (\(e.message))")
             }
