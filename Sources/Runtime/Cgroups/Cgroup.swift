@@ -138,11 +138,10 @@ public struct Cgroup: Sendable {
     /// ms here, most of a container's start): cgroup.procs takes it for every write, `tasks`
     /// only for another task's pid. `sub`: exec --cgroup's sub-cgroups.
     func selfPlacement(sub: [String] = []) throws -> CgroupPlacement {
-        let procs = sub.isEmpty ? procsFiles : try procsFiles(sub: sub)
         var tasks: [String] = [], unified: String?
-        for (dir, file) in zip(layout.dirs, procs) {
+        for (dir, file) in zip(layout.dirs, try procsFiles(sub: sub)) {
             let path = String(file.dropLast("/cgroup.procs".count))
-            if layout.version == .v2 || dir.controllers.isEmpty { unified = path } else { tasks.append(path + "/tasks") }
+            if layout.isUnified(dir) { unified = path } else { tasks.append(path + "/tasks") }
         }
         return CgroupPlacement(tasksFiles: tasks, unifiedDir: unified)
     }
@@ -150,7 +149,7 @@ public struct Cgroup: Sendable {
     /// Writes `pid` into every hierarchy (a process in a user namespace cannot place itself);
     /// the cgroup2 one is skipped when the process was born there.
     func join(_ pid: pid_t, bornInUnified: Bool = false) throws {
-        for (dir, f) in zip(layout.dirs, procsFiles) where !(bornInUnified && (layout.version == .v2 || dir.controllers.isEmpty)) {
+        for (dir, f) in zip(layout.dirs, procsFiles) where !(bornInUnified && layout.isUnified(dir)) {
             try Files.write(f, String(pid))
         }
     }

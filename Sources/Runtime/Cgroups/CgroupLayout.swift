@@ -17,6 +17,9 @@ public struct CgroupLayout: Codable, Sendable, Equatable {
 
     public init(version: Version, dirs: [Dir]) { self.version = version; self.dirs = dirs }
 
+    /// A cgroup2 directory: the v2 host's, or a hybrid host's controller-less unified one.
+    func isUnified(_ dir: Dir) -> Bool { version == .v2 || dir.controllers.isEmpty }
+
     /// The directory of one v1 controller (or the v2 directory).
     func dir(for controller: String) -> String? {
         if version == .v2 { return dirs.first?.path }
