@@ -148,8 +148,8 @@ for k in runtimes:
 
 
 # 6. unpack of a synthetic layer: thousands of small files, into fresh directories.
-def synthetic_layer(path, files=6000):
-    rnd = random.Random(7)
+def synthetic_layer(path, files=6000, seed=7):
+    rnd = random.Random(seed)
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for d in range(60):
@@ -197,6 +197,23 @@ mb = raw_size / 1e6
 for k in unpackers:
     row("unpack %.0f MB, 6000 files" % mb, k, t[k], base, "%.0f MB/s" % (mb / (statistics.median(t[k]) / 1000)))
 srunc_unpack, tar_unpack = statistics.median(t["scontainerd"]), base
+
+# 6b. A 5-layer image (1200 files a layer): each layer into its own directory, as snapshotters
+# keep them. scontainerd unpacks an image's missing layers in parallel; tar runs one at a time.
+five = [os.path.join(work, "layer%d.tar.gz" % n) for n in range(5)]
+five_raw = sum(synthetic_layer(path, files=1200, seed=n) for n, path in enumerate(five))
+def unpack_five(k, i):
+    dirs = [os.path.join(work, "five-%s-%d-%d" % (k.split()[0], i, n)) for n in range(5)]
+    for d in dirs:
+        os.makedirs(d)
+    if k == "scontainerd":
+        return timed([os.path.join(rel, "scontainerd"), "unpack-layer"] + [x for pair in zip(five, dirs) for x in pair])
+    return timed(["sh", "-c", " && ".join("tar -xzf %s -C %s" % pair for pair in zip(five, dirs))])
+t = interleave(["scontainerd", "tar -xzf"], unpack_five, n=max(5, runs // 4))
+mb5 = five_raw / 1e6
+for k in ("scontainerd", "tar -xzf"):
+    row("unpack 5 layers, %.0f MB" % mb5, k, t[k], statistics.median(t["tar -xzf"]), "%.0f MB/s" % (mb5 / (statistics.median(t[k]) / 1000)))
+srunc_unpack5, tar_unpack5 = statistics.median(t["scontainerd"]), statistics.median(t["tar -xzf"])
 
 # 4 and 5 need images in the peers' stores and private daemons.
 image_tar = os.path.join(work, "busybox.tar")
@@ -567,7 +584,7 @@ def report():
     guarded(lambda: target("create+start+delete <= 0.5x crun", srunc_cycle / crun_cycle, srunc_cycle <= 0.5 * crun_cycle, "%.2fx"))
     guarded(lambda: target("exec <= 0.7x crun", exec_ratio, exec_ratio <= 0.7, "%.2fx"))
     guarded(lambda: target("unpack single layer >= 1.0x tar -xzf (tar's time / ours)", tar_unpack / srunc_unpack, srunc_unpack <= tar_unpack, "%.2fx"))
-    targets.append(("unpack 5-layer image >= 1.0x tar -xzf", "no row yet", "NOT met"))
+    guarded(lambda: target("unpack 5-layer image >= 1.0x tar -xzf (tar's time / ours)", tar_unpack5 / srunc_unpack5, srunc_unpack5 <= tar_unpack5, "%.2fx"))
     guarded(lambda: target("sctr logs <= 1.5x the shim's own", logs_ratio, logs_ratio <= 1.5, "%.2fx"))
     def memory():
         target("sshim RSS <= conmon's", sshim_rss / conmon_rss, sshim_rss <= conmon_rss, "%.2fx")

@@ -68,7 +68,9 @@ extension Daemon {
         guard !markers.isEmpty else { return }
         for m in markers {
             try FileManager.default.createDirectory(atPath: staging + "/" + (m as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            FileManager.default.createFile(atPath: staging + "/" + m, contents: nil)
+            guard FileManager.default.createFile(atPath: staging + "/" + m, contents: nil) else {
+                throw APIError.internal("whiteout marker \(m): could not be created in the staging directory")
+            }
         }
         let added = try execute("/bin/tar", ["--numeric-owner", "--owner=0", "--group=0", "-C", staging, "--no-recursion", "-rf", tar] + markers.map { "./" + $0 })
         guard added.code == 0 else { throw APIError.internal("tar of the whiteouts: \(added.stderr)") }

@@ -18,6 +18,9 @@ public struct LayerUnpacker {
     /// size before it is written, so a small compressed bomb fails at once.
     public let maxBytes: Int
     private let rootFD: Int32
+    private let parents = ParentCache()
+    /// Who creates the files (read once: a new file's owner unless its directory says otherwise).
+    private let euid = geteuid(), egid = getegid()
 
     public init(root: String, whiteouts: Whiteouts = .overlay, maxBytes: Int = .max) throws {
         self.root = root
@@ -37,14 +40,14 @@ public struct LayerUnpacker {
         var directories: [(String, TarEntry)] = []
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 * 1024, alignment: 16)
         defer { buffer.deallocate() }
+        defer { parents.drop() }
         while let entry = try reader.next() {
             guard let components = LayerUnpacker.clean(entry.path) else {
                 throw ImageError("layer entry \(entry.path) escapes the layer")
             }
             if components.isEmpty { continue }
             let name = components.last!
-            let parent = try openParent(components.dropLast(), for: entry.path)
-            defer { Glibc.close(parent) }
+            let (parent, foreignGroup) = try parents.open(components.dropLast()) { try openParent($0, for: entry.path) }
             if name.hasPrefix(".wh.") {
                 try whiteout(parent: parent, name: String(name.dropFirst(4)), path: entry.path)
                 continue
@@ -54,6 +57,7 @@ public struct LayerUnpacker {
                 if mkdirat(parent, name, 0o700) != 0 && errno != EEXIST { throw fail("mkdir", entry.path) }
                 var st = stat()
                 if fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) == 0, (st.st_mode & S_IFMT) != S_IFDIR {
+                    parents.invalidate()
                     unlinkat(parent, name, 0)
                     if mkdirat(parent, name, 0o700) != 0 { throw fail("mkdir", entry.path) }
                 }
@@ -62,9 +66,7 @@ public struct LayerUnpacker {
                 guard entry.size <= maxBytes - written else {
                     throw ImageError("layer unpacks to more than \(maxBytes) bytes (at \(entry.path)): over the store's limit for a layer")
                 }
-                removeExisting(parent, name)
-                let fd = openat(parent, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-                if fd < 0 { throw fail("create", entry.path) }
+                let fd = try createFile(parent, name, entry.path)
                 defer { Glibc.close(fd) }
                 while true {
                     let n = try reader.read(into: buffer)
@@ -77,10 +79,12 @@ public struct LayerUnpacker {
                     }
                     written += n
                 }
-                try applyMetadata(parent, name, entry, fd: fd)
+                try applyMetadata(parent, name, entry, fd: fd, inheritsGroup: foreignGroup)
             case .symlink:
-                removeExisting(parent, name)
-                if symlinkat(entry.linkTarget, parent, name) != 0 { throw fail("symlink", entry.path) }
+                if symlinkat(entry.linkTarget, parent, name) != 0 {
+                    removeExisting(parent, name)
+                    if symlinkat(entry.linkTarget, parent, name) != 0 { throw fail("symlink", entry.path) }
+                }
                 try applyMetadata(parent, name, entry, fd: -1)
             case .hardlink:
                 guard let target = LayerUnpacker.clean(entry.linkTarget), !target.isEmpty else {
@@ -131,8 +135,59 @@ public struct LayerUnpacker {
         return out
     }
 
+    /// A new regular file; what the name held before (an earlier entry's file, link or tree) is
+    /// removed only when the exclusive create finds it, so a fresh directory costs no unlink.
+    private func createFile(_ parent: Int32, _ name: String, _ path: String) throws -> Int32 {
+        let flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC
+        var fd = openat(parent, name, flags, 0o600)
+        if fd < 0 && errno == EEXIST {
+            removeExisting(parent, name)
+            fd = openat(parent, name, flags, 0o600)
+        }
+        if fd < 0 { throw fail("create", path) }
+        return fd
+    }
+
+    /// Directory fds of recent entries' parents (a layer lists a directory's files together).
+    /// Only a removal can change what a kept path names (a directory replaced by a link or
+    /// removed by a whiteout), so any removal makes the whole cache stale: it is emptied before
+    /// the next entry resolves. At most `limit` fds are held (the daemon may run under a low
+    /// fd limit).
+    final class ParentCache {
+        private var fds: [String: (fd: Int32, foreignGroup: Bool)] = [:]
+        private var stale = false
+        private let limit = 8
+        private let egid = getegid()
+
+        /// The parent's fd, and whether its group is not ours: a new file may take the
+        /// directory's group (set-group-ID directories, `grpid` mounts), so it must be chowned.
+        func open(_ wanted: ArraySlice<String>, _ opener: (ArraySlice<String>) throws -> Int32) throws -> (Int32, Bool) {
+            if stale || fds.count >= limit { drop() }
+            let key = wanted.joined(separator: "/")
+            if let hit = fds[key] { return hit }
+            let fd = try opener(wanted)
+            var st = stat()
+            let foreignGroup = fstat(fd, &st) != 0 || st.st_gid != egid
+            fds[key] = (fd, foreignGroup)
+            return (fd, foreignGroup)
+        }
+
+        /// Something was removed: kept paths may name something else from the next entry on.
+        func invalidate() { stale = true }
+
+        func drop() {
+            for (fd, _) in fds.values { Glibc.close(fd) }
+            fds = [:]
+            stale = false
+        }
+    }
+
     /// Opens (creating as needed) the directory of `components` beneath the root.
     private func openParent(_ components: ArraySlice<String>, for path: String) throws -> Int32 {
+        if components.isEmpty { return dup(rootFD) }
+        // Usually the whole path exists already: one resolution beneath the root.
+        let whole = cl_openat_beneath(rootFD, components.joined(separator: "/"), O_RDONLY | O_DIRECTORY, 0)
+        if whole >= 0 { return whole }
         var fd = dup(rootFD)
         for part in components {
             var next = cl_openat_beneath(fd, part, O_RDONLY | O_DIRECTORY, 0)
@@ -181,6 +236,7 @@ public struct LayerUnpacker {
     }
 
     private func removeExisting(_ parent: Int32, _ name: String) {
+        parents.invalidate()
         if unlinkat(parent, name, 0) != 0 && errno == EISDIR { removeTree(parent, name) }
     }
 
@@ -199,10 +255,15 @@ public struct LayerUnpacker {
     }
 
     /// Owner, mode, xattrs and mtime; through `fd` when there is one (files, directories).
-    private func applyMetadata(_ parent: Int32, _ name: String, _ entry: TarEntry, fd: Int32) throws {
-        let owned = fd >= 0 ? fchown(fd, uid_t(entry.uid), gid_t(entry.gid))
-                            : fchownat(parent, name, uid_t(entry.uid), gid_t(entry.gid), AT_SYMLINK_NOFOLLOW)
-        if owned != 0 { throw fail("chown", entry.path) }
+    /// A file this process just created is already its own: the chown is skipped when the entry
+    /// names our uid and gid and the directory cannot have given it another group.
+    private func applyMetadata(_ parent: Int32, _ name: String, _ entry: TarEntry, fd: Int32, inheritsGroup: Bool = true) throws {
+        let ownedAlready = !inheritsGroup && fd >= 0 && uid_t(entry.uid) == euid && gid_t(entry.gid) == egid
+        if !ownedAlready {
+            let owned = fd >= 0 ? fchown(fd, uid_t(entry.uid), gid_t(entry.gid))
+                                : fchownat(parent, name, uid_t(entry.uid), gid_t(entry.gid), AT_SYMLINK_NOFOLLOW)
+            if owned != 0 { throw fail("chown", entry.path) }
+        }
         if entry.kind != .symlink {
             let mode = mode_t(entry.mode & 0o7777)
             if (fd >= 0 ? fchmod(fd, mode) : fchmodat(parent, name, mode, 0)) != 0 { throw fail("chmod", entry.path) }

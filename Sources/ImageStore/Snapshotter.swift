@@ -31,19 +31,36 @@ public final class Snapshotter: @unchecked Sendable {
     /// Where a chain's unpacked layer lives; the digest is checked before it becomes a path.
     public func path(chainID: String) throws -> String { try root + "/" + ContentStore.hex(chainID) }
 
-    /// Unpacks whatever layers are missing; returns the snapshot directories, lowest first.
+    /// Unpacks whatever layers are missing, several at once (each chain is its own directory, so
+    /// layers do not depend on each other until overlay stacks them); returns the snapshot
+    /// directories, lowest first. The first failure is thrown after every unpack has ended.
     @discardableResult
     public func prepare(_ image: StoredImage, progress: (String) -> Void = { _ in }) throws -> [String] {
         let chains = Snapshotter.chainIDs(image.config.rootfs.diff_ids)
-        var dirs: [String] = []
-        for (i, layer) in image.manifest.layers.enumerated() {
-            let dir = try path(chainID: chains[i])
-            dirs.append(dir)
-            if FileManager.default.fileExists(atPath: dir) { continue }
-            progress("unpacking layer \(i + 1)/\(chains.count)")
-            try unpack(layer, diffID: image.config.rootfs.diff_ids[i], into: dir)
+        let dirs = try chains.map { try path(chainID: $0) }
+        let missing = dirs.indices.filter { !FileManager.default.fileExists(atPath: dirs[$0]) }
+        if missing.isEmpty { return dirs }
+        progress("unpacking \(missing.count) of \(chains.count) layers")
+        let layers = image.manifest.layers, diffIDs = image.config.rootfs.diff_ids
+        try Snapshotter.inParallel(missing.count) { k in
+            let i = missing[k]
+            try self.unpack(layers[i], diffID: diffIDs[i], into: dirs[i])
         }
         return dirs
+    }
+
+    /// Runs `count` jobs on up to one thread per CPU; throws the first job's error (by index)
+    /// once all have finished, so no job is still writing when the caller cleans up.
+    public static func inParallel(_ count: Int, _ job: @escaping @Sendable (Int) throws -> Void) throws {
+        let errors = ErrorSlots(count)
+        let width = min(count, max(1, ProcessInfo.processInfo.activeProcessorCount))
+        let next = ErrorSlots.Counter()
+        DispatchQueue.concurrentPerform(iterations: width) { _ in
+            while let k = next.take(below: count) {
+                do { try job(k) } catch { errors.set(k, error) }
+            }
+        }
+        if let first = errors.first { throw first }
     }
 
     private func unpack(_ layer: Descriptor, diffID: String, into dir: String) throws {
@@ -94,5 +111,22 @@ public final class Snapshotter: @unchecked Sendable {
     /// rm -rf that never follows symlinks (FileManager's removeItem does not either).
     public static func removeTree(_ path: String) {
         if FileManager.default.fileExists(atPath: path) { try? FileManager.default.removeItem(atPath: path) }
+    }
+}
+
+/// Per-job error slots and a shared job counter for `Snapshotter.inParallel`.
+final class ErrorSlots: @unchecked Sendable {
+    private var slots: [Error?]
+    private let lock = NSLock()
+    init(_ count: Int) { slots = Array(repeating: nil, count: count) }
+    func set(_ k: Int, _ error: Error) { lock.withLock { slots[k] = error } }
+    var first: Error? { lock.withLock { slots.lazy.compactMap { $0 }.first } }
+
+    final class Counter: @unchecked Sendable {
+        private var value = 0
+        private let lock = NSLock()
+        func take(below limit: Int) -> Int? {
+            lock.withLock { defer { value += 1 }; return value < limit ? value : nil }
+        }
     }
 }

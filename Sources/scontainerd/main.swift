@@ -141,18 +141,26 @@ struct NetworksDown: ParsableCommand {
     }
 }
 
-/// The layer unpacker alone: benchmarks, debugging.
+/// The layer unpacker alone: benchmarks, debugging. Several pairs unpack in parallel, as an
+/// image's missing layers do.
 struct UnpackLayer: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "unpack-layer", abstract: "Unpack one layer tarball (gzip or not) into a directory.")
-    @Argument(help: "The layer (tar or tar.gz).") var layer: String
-    @Argument(help: "The directory to unpack into.") var directory: String
+    static let configuration = CommandConfiguration(commandName: "unpack-layer", abstract: "Unpack layer tarballs (gzip or not), each into its directory: LAYER DIR [LAYER DIR ...].")
+    @Argument(help: "Pairs of a layer (tar or tar.gz) and the directory to unpack it into.") var pairs: [String]
+
+    func validate() throws {
+        guard !pairs.isEmpty, pairs.count % 2 == 0 else { throw ValidationError("expected LAYER DIR pairs, got \(pairs.count) arguments") }
+    }
 
     func run() throws {
-        var source: ByteSource = try FileSource(path: layer)
-        if FileSource.peek(layer, count: 2) == [0x1f, 0x8b] { source = try GzipSource(source) }
-        let unpacker = try LayerUnpacker(root: directory)
-        defer { unpacker.close() }
-        try unpacker.unpack(TarReader(source))
+        let pairs = self.pairs
+        try Snapshotter.inParallel(pairs.count / 2) { k in
+            let layer = pairs[2 * k], directory = pairs[2 * k + 1]
+            var source: ByteSource = try FileSource(path: layer)
+            if FileSource.peek(layer, count: 2) == [0x1f, 0x8b] { source = try GzipSource(source) }
+            let unpacker = try LayerUnpacker(root: directory)
+            defer { unpacker.close() }
+            try unpacker.unpack(TarReader(source))
+        }
     }
 }
 

@@ -34,6 +34,44 @@ struct StorageTests {
         #expect(Self.entries(root + "/content/ingest") == [])
     }
 
+    @Test("layers unpack in parallel, each entry resolved anew after a removal; a bad layer fails the whole unpack")
+    func unpackerResolvesAfterRemovals() throws {
+        let dir = NSTemporaryDirectory() + "unpack-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/out1", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir + "/out2", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir + "/out3", withIntermediateDirectories: true)
+        // a/b/f1 is written, then `a` is replaced by a link to c: a/b/f2 must land in c/b, where
+        // the path now leads, not in the removed a/b an unpacker might still hold open.
+        let made = try execute("/usr/bin/python3", ["-c", """
+            import io, sys, tarfile
+            def layer(path, entries):
+                with tarfile.open(path, "w") as t:
+                    for name, kind, data in entries:
+                        i = tarfile.TarInfo(name)
+                        if kind == "dir": i.type = tarfile.DIRTYPE; i.mode = 0o755; t.addfile(i)
+                        elif kind == "link": i.type = tarfile.SYMTYPE; i.linkname = data; t.addfile(i)
+                        else: i.size = len(data); i.mode = 0o644; t.addfile(i, io.BytesIO(data))
+            d = sys.argv[1]
+            layer(d + "/replace.tar", [("a", "dir", None), ("a/b", "dir", None), ("a/b/f1", "file", b"one"),
+                                       ("c", "dir", None), ("c/b", "dir", None), ("a", "link", "c"), ("a/b/f2", "file", b"two")])
+            layer(d + "/plain.tar", [("x", "dir", None), ("x/y", "file", b"y")])
+            layer(d + "/escape.tar", [("up", "link", "../.."), ("up/z", "file", b"z")])
+            """, dir])
+        #expect(made.code == 0, "\(made)")
+        let unpack = DaemonInstance.binDir + "/scontainerd"
+        let ok = try execute(unpack, ["unpack-layer", dir + "/replace.tar", dir + "/out1", dir + "/plain.tar", dir + "/out2"])
+        #expect(ok.code == 0, "\(ok)")
+        #expect((try? String(contentsOfFile: dir + "/out1/c/b/f2", encoding: .utf8)) == "two")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/out1/c/b/f1"), "f1 went with the replaced directory")
+        #expect((try? String(contentsOfFile: dir + "/out2/x/y", encoding: .utf8)) == "y")
+        let bad = try execute(unpack, ["unpack-layer", dir + "/plain.tar", dir + "/out3", dir + "/escape.tar", dir + "/out3"])
+        #expect(bad.code != 0 && bad.stderr.contains("up/z leads outside the layer"), "\(bad)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/z") && !FileManager.default.fileExists(atPath: NSTemporaryDirectory() + "z"))
+        let odd = try execute(unpack, ["unpack-layer", dir + "/plain.tar"])
+        #expect(odd.code != 0 && odd.stderr.contains("expected LAYER DIR pairs"), "\(odd)")
+    }
+
     @Test("a layer that unpacks past --max-layer-size is refused; nothing of it stays")
     func layerSizeLimit() throws {
         let d = try DaemonInstance(["--max-layer-size", "64m"])
