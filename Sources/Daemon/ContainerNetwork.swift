@@ -208,8 +208,6 @@ extension Daemon {
         var spec = try JSONDecoder().decode(Spec.self, from: Data(contentsOf: file))
         let namespaces = spec.linux?.namespaces?.map { $0.type == "network" ? Namespace(type: "network", path: path) : $0 }
         spec.linux?.namespaces = namespaces
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(spec).write(to: file, options: .atomic)
+        try writeBundleConfig(spec, id: c.id)
     }
 }

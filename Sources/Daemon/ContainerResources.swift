@@ -68,9 +68,7 @@ extension Daemon {
         if let c = options.cpus { var cpu = resources.cpu ?? CPU(); cpu.period = 100_000; cpu.quota = Int64(c * 100_000); resources.cpu = cpu }
         if let p = options.pidsLimit { resources.pids = p > 0 ? Pids(limit: p) : nil }
         spec.linux?.resources = resources
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(spec).write(to: URL(fileURLWithPath: path), options: .atomic)
+        try writeBundleConfig(spec, id: id)
     }
 
     /// Bytes received and sent on every interface but `lo` of the process's network namespace.

@@ -5,7 +5,7 @@ import Foundation
 import Wire
 
 struct Start: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Start one or more created or stopped containers.")
+    static let configuration = CommandConfiguration(commandName: "start", abstract: "Start one or more created or stopped containers.")
     @OptionGroup var global: GlobalOptions
     @Flag(name: .shortAndLong, help: "Attach to the container's output and forward signals.") var attach = false
     @Flag(name: .shortAndLong, help: "Attach the container's stdin.") var interactive = false
@@ -31,7 +31,7 @@ struct Start: ParsableCommand {
 }
 
 struct Restart: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Restart one or more containers (stop, then start).")
+    static let configuration = CommandConfiguration(commandName: "restart", abstract: "Restart one or more containers (stop, then start).")
     @OptionGroup var global: GlobalOptions
     @Option(name: [.customShort("t"), .customLong("time")], help: "Seconds to wait before killing the container.") var time: Int = 10
     @Argument(help: "Containers.") var containers: [String]
@@ -50,7 +50,7 @@ struct Restart: ParsableCommand {
 }
 
 struct Attach: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Attach to a running container's output (and input), forwarding signals.")
+    static let configuration = CommandConfiguration(commandName: "attach", abstract: "Attach to a running container's output (and input), forwarding signals.")
     @OptionGroup var global: GlobalOptions
     @Flag(help: "Do not attach stdin.") var noStdin = false
     @Option(help: "Proxy received signals to the container.") var sigProxy = true
@@ -80,7 +80,7 @@ enum Attached {
 }
 
 struct Stop: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Stop one or more running containers (the stop signal, then SIGKILL).")
+    static let configuration = CommandConfiguration(commandName: "stop", abstract: "Stop one or more running containers (the stop signal, then SIGKILL).")
     @OptionGroup var global: GlobalOptions
     @Option(name: [.customShort("t"), .customLong("time")], help: "Seconds to wait before killing the container.") var time: Int = 10
     @Argument(help: "Containers.") var containers: [String]
@@ -95,7 +95,7 @@ struct Stop: ParsableCommand {
 }
 
 struct Kill: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Send a signal (default SIGKILL) to one or more running containers.")
+    static let configuration = CommandConfiguration(commandName: "kill", abstract: "Send a signal (default SIGKILL) to one or more running containers.")
     @OptionGroup var global: GlobalOptions
     @Option(name: .shortAndLong, help: "The signal (name or number).") var signal = "KILL"
     @Argument(help: "Containers.") var containers: [String]
@@ -124,7 +124,7 @@ struct Remove: ParsableCommand {
 }
 
 struct Pause: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Pause all processes within one or more containers.")
+    static let configuration = CommandConfiguration(commandName: "pause", abstract: "Pause all processes within one or more containers.")
     @OptionGroup var global: GlobalOptions
     @Argument(help: "Containers.") var containers: [String]
     func validate() throws { if containers.isEmpty { throw ValidationError("\"pause\" requires at least 1 argument") } }
@@ -132,7 +132,7 @@ struct Pause: ParsableCommand {
 }
 
 struct Unpause: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Unpause all processes within one or more containers.")
+    static let configuration = CommandConfiguration(commandName: "unpause", abstract: "Unpause all processes within one or more containers.")
     @OptionGroup var global: GlobalOptions
     @Argument(help: "Containers.") var containers: [String]
     func validate() throws { if containers.isEmpty { throw ValidationError("\"unpause\" requires at least 1 argument") } }
@@ -140,7 +140,7 @@ struct Unpause: ParsableCommand {
 }
 
 struct Wait: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Block until one or more containers stop, then print their exit codes.")
+    static let configuration = CommandConfiguration(commandName: "wait", abstract: "Block until one or more containers stop, then print their exit codes.")
     @OptionGroup var global: GlobalOptions
     @Argument(help: "Containers.") var containers: [String]
     func validate() throws { if containers.isEmpty { throw ValidationError("\"wait\" requires at least 1 argument") } }
@@ -198,7 +198,7 @@ enum Filter {
 }
 
 struct Inspect: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Return low-level information on containers or images (a JSON array).")
+    static let configuration = CommandConfiguration(commandName: "inspect", abstract: "Return low-level information on containers or images (a JSON array).")
     @OptionGroup var global: GlobalOptions
     @Option(help: "container or image (default: a container, else an image).") var type: String?
     @Option(name: .shortAndLong, help: "A template ({{.ID}}, {{json .}}) instead of the JSON array.") var format: String?
@@ -238,7 +238,7 @@ struct Inspect: ParsableCommand {
 /// `sctr logs`: docker's flags; `--since`/`--until` take RFC 3339, Unix seconds or a
 /// duration back from now (`10m`, `1h30m`).
 struct Logs: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Fetch the logs of a container.")
+    static let configuration = CommandConfiguration(commandName: "logs", abstract: "Fetch the logs of a container.")
     @OptionGroup var global: GlobalOptions
     @Flag(name: .shortAndLong, help: "Follow log output.") var follow = false
     @Option(name: [.customShort("n"), .long], help: "Number of lines to show from the end of the logs (or all).") var tail: String?

@@ -8,7 +8,7 @@ struct NetworkCommand: ParsableCommand {
                                                     subcommands: [Create.self, List.self, Inspect.self, Remove.self, Connect.self, Disconnect.self, Prune.self])
 
     struct Create: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create a network.")
+        static let configuration = CommandConfiguration(commandName: "create", abstract: "Create a network.")
         @OptionGroup var global: GlobalOptions
         @Option(name: .shortAndLong, help: "Driver to manage the Network (bridge).") var driver = "bridge"
         @Option(help: "Subnet in CIDR format that represents a network segment.") var subnet: String?
@@ -45,7 +45,7 @@ struct NetworkCommand: ParsableCommand {
     }
 
     struct Inspect: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Display detailed information on one or more networks.")
+        static let configuration = CommandConfiguration(commandName: "inspect", abstract: "Display detailed information on one or more networks.")
         @OptionGroup var global: GlobalOptions
         @Option(name: .shortAndLong, help: "A template ({{.Subnet}}, {{json .}}).") var format: String?
         @Argument var names: [String]
@@ -67,7 +67,7 @@ struct NetworkCommand: ParsableCommand {
     }
 
     struct Connect: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Connect a container to a network.")
+        static let configuration = CommandConfiguration(commandName: "connect", abstract: "Connect a container to a network.")
         @OptionGroup var global: GlobalOptions
         @Option(help: "Add network-scoped alias for the container.") var alias: [String] = []
         @Option(help: "IPv4 address (e.g., 172.30.100.104).") var ip: String?
@@ -82,7 +82,7 @@ struct NetworkCommand: ParsableCommand {
     }
 
     struct Disconnect: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Disconnect a container from a network.")
+        static let configuration = CommandConfiguration(commandName: "disconnect", abstract: "Disconnect a container from a network.")
         @OptionGroup var global: GlobalOptions
         @Argument var network: String
         @Argument var container: String
@@ -92,7 +92,7 @@ struct NetworkCommand: ParsableCommand {
     }
 
     struct Prune: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Remove all unused networks.")
+        static let configuration = CommandConfiguration(commandName: "prune", abstract: "Remove all unused networks.")
         @OptionGroup var global: GlobalOptions
         @Flag(name: .shortAndLong, help: "Do not prompt for confirmation.") var force = false
         func run() throws {
@@ -108,7 +108,7 @@ struct NetworkCommand: ParsableCommand {
 
 /// `sctr port CONTAINER [PRIVATE_PORT[/PROTO]]`: the published ports as docker lists them.
 struct Port: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List port mappings or a specific mapping for the container.")
+    static let configuration = CommandConfiguration(commandName: "port", abstract: "List port mappings or a specific mapping for the container.")
     @OptionGroup var global: GlobalOptions
     @Argument var container: String
     @Argument(help: "PRIVATE_PORT[/PROTO]") var privatePort: String?

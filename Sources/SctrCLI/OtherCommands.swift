@@ -35,7 +35,7 @@ enum ImageReferenceText {
 }
 
 struct Import: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Import images from an OCI layout, an oci-archive or a docker-archive.")
+    static let configuration = CommandConfiguration(commandName: "import", abstract: "Import images from an OCI layout, an oci-archive or a docker-archive.")
     @OptionGroup var global: GlobalOptions
     @Option(name: [.customShort("l"), .long], help: "Set metadata on the images (KEY=VALUE).") var label: [String] = []
     @Argument(help: "The layout directory or archive, on the daemon's host.") var path: String
@@ -63,7 +63,7 @@ struct Import: ParsableCommand {
 }
 
 struct Tag: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Create a tag TARGET that refers to SOURCE.")
+    static let configuration = CommandConfiguration(commandName: "tag", abstract: "Create a tag TARGET that refers to SOURCE.")
     @OptionGroup var global: GlobalOptions
     @Argument var source: String
     @Argument var target: String
@@ -83,7 +83,7 @@ struct VolumeCommand: ParsableCommand {
                                                     subcommands: [Create.self, List.self, InspectVolumes.self, RemoveVolumes.self, Prune.self])
 
     struct Prune: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Remove volumes no container uses.")
+        static let configuration = CommandConfiguration(commandName: "prune", abstract: "Remove volumes no container uses.")
         @OptionGroup var global: GlobalOptions
         @Flag(name: .shortAndLong, help: "Do not prompt for confirmation.") var force = false
         func run() throws {
@@ -97,7 +97,7 @@ struct VolumeCommand: ParsableCommand {
     }
 
     struct Create: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create a volume.")
+        static let configuration = CommandConfiguration(commandName: "create", abstract: "Create a volume.")
         @OptionGroup var global: GlobalOptions
         @Option(name: [.customShort("l"), .long], help: "Set metadata (KEY=VALUE).") var label: [String] = []
         @Argument var name: String
@@ -143,7 +143,7 @@ struct VolumeCommand: ParsableCommand {
 }
 
 struct Events: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Get real time events from the daemon (and missed ones with --since).")
+    static let configuration = CommandConfiguration(commandName: "events", abstract: "Get real time events from the daemon (and missed ones with --since).")
     @OptionGroup var global: GlobalOptions
     @Option(help: "Replay from a sequence number or a time (RFC 3339, Unix seconds, or relative: 10m).") var since: String?
     @Option(name: .shortAndLong, help: "Filter output (type=, action=, id=, name=).") var filter: [String] = []
@@ -175,7 +175,7 @@ struct Events: ParsableCommand {
 }
 
 struct Version: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show the client's and the daemon's versions.")
+    static let configuration = CommandConfiguration(commandName: "version", abstract: "Show the client's and the daemon's versions.")
     @OptionGroup var global: GlobalOptions
     @Option(help: "json") var format: String?
     func run() throws {
@@ -185,7 +185,7 @@ struct Version: ParsableCommand {
 }
 
 struct Info: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Display system-wide information.")
+    static let configuration = CommandConfiguration(commandName: "info", abstract: "Display system-wide information.")
     @OptionGroup var global: GlobalOptions
     @Option(help: "json") var format: String?
     func run() throws {
@@ -230,7 +230,7 @@ struct SystemCommand: ParsableCommand {
     }
 
     struct Prune: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Remove stopped containers, unused images and (with --volumes) volumes, then unreferenced content.")
+        static let configuration = CommandConfiguration(commandName: "prune", abstract: "Remove stopped containers, unused images and (with --volumes) volumes, then unreferenced content.")
         @OptionGroup var global: GlobalOptions
         @Flag(name: .shortAndLong, help: "Remove every image no container uses, not only unnamed ones.") var all = false
         @Flag(help: "Prune volumes no container uses.") var volumes = false
@@ -254,7 +254,7 @@ struct ImageCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "image", abstract: "Manage images.", subcommands: [Prune.self])
 
     struct Prune: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Remove unused images (unnamed ones, or with -a every one no container uses).")
+        static let configuration = CommandConfiguration(commandName: "prune", abstract: "Remove unused images (unnamed ones, or with -a every one no container uses).")
         @OptionGroup var global: GlobalOptions
         @Flag(name: .shortAndLong, help: "Remove every image no container uses.") var all = false
         @Flag(name: .shortAndLong, help: "Do not prompt for confirmation.") var force = false

@@ -6,7 +6,7 @@ import OCI
 /// `sctr pull NAME[:TAG|@DIGEST]`, with docker's progress: one line per blob, redrawn in place
 /// on a terminal.
 struct Pull: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Download an image from a registry.")
+    static let configuration = CommandConfiguration(commandName: "pull", abstract: "Download an image from a registry.")
     @OptionGroup var global: GlobalOptions
     @Option(help: "Set platform if server is multi-platform capable (os/arch[/variant]).") var platform: String?
     @Flag(name: .shortAndLong, help: "Suppress verbose output.") var quiet = false
@@ -53,7 +53,7 @@ struct Pull: ParsableCommand {
 /// `sctr login [-u USER] [-p PASS | --password-stdin] [SERVER]`: checked by the registry, kept
 /// by the daemon in docker's config.json.
 struct Login: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Log in to a registry.")
+    static let configuration = CommandConfiguration(commandName: "login", abstract: "Log in to a registry.")
     @OptionGroup var global: GlobalOptions
     @Option(name: .shortAndLong, help: "Username.") var username: String?
     @Option(name: .shortAndLong, help: "Password.") var password: String?
@@ -71,7 +71,7 @@ struct Login: ParsableCommand {
 }
 
 struct Logout: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Log out from a registry.")
+    static let configuration = CommandConfiguration(commandName: "logout", abstract: "Log out from a registry.")
     @OptionGroup var global: GlobalOptions
     @Argument(help: "SERVER (default docker.io)") var server = "docker.io"
     func run() throws {
@@ -82,7 +82,7 @@ struct Logout: ParsableCommand {
 
 /// `sctr push NAME[:TAG]`.
 struct Push: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Upload an image to a registry.")
+    static let configuration = CommandConfiguration(commandName: "push", abstract: "Upload an image to a registry.")
     @OptionGroup var global: GlobalOptions
     @Flag(name: .shortAndLong, help: "Suppress verbose output.") var quiet = false
     @Argument(help: "NAME[:TAG]") var reference: String
@@ -99,7 +99,7 @@ struct Push: ParsableCommand {
 
 /// `sctr commit [-m MSG] [-a AUTHOR] [-c INSTR]… CONTAINER [REPOSITORY[:TAG]]`.
 struct Commit: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Create a new image from a container's changes.")
+    static let configuration = CommandConfiguration(commandName: "commit", abstract: "Create a new image from a container's changes.")
     @OptionGroup var global: GlobalOptions
     @Option(name: .shortAndLong, help: "Commit message.") var message: String?
     @Option(name: .shortAndLong, help: "Author (e.g., \"John Hannibal Smith <hannibal@a-team.com>\").") var author: String?
@@ -119,7 +119,7 @@ struct Commit: ParsableCommand {
 
 /// `sctr save [-o FILE] [--format docker-archive|oci-archive] IMAGE...`; `sctr load -i FILE`.
 struct Save: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Save one or more images to a tar archive.")
+    static let configuration = CommandConfiguration(commandName: "save", abstract: "Save one or more images to a tar archive.")
     @OptionGroup var global: GlobalOptions
     @Option(name: .shortAndLong, help: "Write to a file.") var output: String
     @Option(help: "docker-archive (default) or oci-archive.") var format = "docker-archive"
@@ -132,7 +132,7 @@ struct Save: ParsableCommand {
 }
 
 struct Load: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Load images from a tar archive (docker-archive, oci-archive).")
+    static let configuration = CommandConfiguration(commandName: "load", abstract: "Load images from a tar archive (docker-archive, oci-archive).")
     @OptionGroup var global: GlobalOptions
     @Option(name: .shortAndLong, help: "Read from a tar archive file.") var input: String
     func run() throws {
@@ -144,7 +144,7 @@ struct Load: ParsableCommand {
 
 /// `sctr history IMAGE`: the steps in the image's config, newest first, with the layer sizes.
 struct History: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show the history of an image.")
+    static let configuration = CommandConfiguration(commandName: "history", abstract: "Show the history of an image.")
     @OptionGroup var global: GlobalOptions
     @Flag(help: "Don't truncate output.") var noTrunc = false
     @Flag(name: .shortAndLong, help: "Only show image IDs.") var quiet = false

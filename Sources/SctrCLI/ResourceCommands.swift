@@ -4,7 +4,7 @@ import ArgumentParser
 import Foundation
 
 struct Rename: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Rename a container.")
+    static let configuration = CommandConfiguration(commandName: "rename", abstract: "Rename a container.")
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The container.") var container: String
     @Argument(help: "Its new name.") var newName: String
@@ -12,7 +12,7 @@ struct Rename: ParsableCommand {
 }
 
 struct Update: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Update the limits or restart policy of one or more containers.")
+    static let configuration = CommandConfiguration(commandName: "update", abstract: "Update the limits or restart policy of one or more containers.")
     @OptionGroup var global: GlobalOptions
     @Option(name: .shortAndLong, help: "Memory limit (e.g. 64m).") var memory: ByteSize?
     @Option(help: "Number of CPUs.") var cpus: Double?
@@ -39,7 +39,7 @@ struct Update: ParsableCommand {
 }
 
 struct Top: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Display the running processes of a container.")
+    static let configuration = CommandConfiguration(commandName: "top", abstract: "Display the running processes of a container.")
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The container.") var container: String
     func run() throws {
@@ -51,7 +51,7 @@ struct Top: ParsableCommand {
 /// `sctr stats`: docker's table of CPU, memory, network, block I/O and pids, once
 /// (`--no-stream`) or refreshed every second; `--format json` prints the raw samples.
 struct Stats: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Display a live stream of containers' resource usage.")
+    static let configuration = CommandConfiguration(commandName: "stats", abstract: "Display a live stream of containers' resource usage.")
     @OptionGroup var global: GlobalOptions
     @Flag(help: "Print one sample and exit.") var noStream = false
     @Option(help: "`json`: one sample object per line.") var format: String?
@@ -142,7 +142,7 @@ struct Copy: ParsableCommand {
 }
 
 struct Diff: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Inspect changes to files or directories on a container's filesystem.")
+    static let configuration = CommandConfiguration(commandName: "diff", abstract: "Inspect changes to files or directories on a container's filesystem.")
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The container.") var container: String
     func run() throws {
@@ -151,7 +151,7 @@ struct Diff: ParsableCommand {
 }
 
 struct Export: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Export a container's filesystem as a tar archive (to stdout unless -o).")
+    static let configuration = CommandConfiguration(commandName: "export", abstract: "Export a container's filesystem as a tar archive (to stdout unless -o).")
     @OptionGroup var global: GlobalOptions
     @Option(name: .shortAndLong, help: "Write to a file instead of stdout.") var output: String?
     @Argument(help: "The container.") var container: String

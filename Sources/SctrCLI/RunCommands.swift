@@ -6,7 +6,7 @@ import RPC
 /// `sctr run`: create, attach (unless -d), start, relay, and exit with the container's code;
 /// `--rm` removes it afterwards.
 struct Run: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Create and run a new container from an image.", helpNames: [.long])
+    static let configuration = CommandConfiguration(commandName: "run", abstract: "Create and run a new container from an image.", helpNames: [.long])
     @OptionGroup var global: GlobalOptions
     @Flag(name: .shortAndLong, help: "Run in the background and print the container's id.") var detach = false
     @Flag(help: "Remove the container when it exits.") var rm = false
@@ -54,7 +54,7 @@ struct Run: ParsableCommand {
 }
 
 struct Create: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Create a new container (not started); print its id.", helpNames: [.long])
+    static let configuration = CommandConfiguration(commandName: "create", abstract: "Create a new container (not started); print its id.", helpNames: [.long])
     @OptionGroup var global: GlobalOptions
     @OptionGroup var options: ContainerOptions
 
@@ -67,7 +67,7 @@ struct Create: ParsableCommand {
 /// `sctr exec`: a process in a running container, with the container's env, cwd and user
 /// unless given; exits with its code.
 struct Exec: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run a command in a running container.")
+    static let configuration = CommandConfiguration(commandName: "exec", abstract: "Run a command in a running container.")
     @OptionGroup var global: GlobalOptions
     @Flag(name: .shortAndLong, help: "Keep STDIN open.") var interactive = false
     @Flag(name: .shortAndLong, help: "Allocate a pseudo-TTY.") var tty = false
