@@ -273,13 +273,13 @@ int cl_move_mount_onto(int tree_fd, int target_fd) {
 #endif
 }
 
-/* Loads the filter built in `ctx` with runc's stub in front: syscalls of the native
+/* Exports the filter built in `ctx` with runc's stub in front: syscalls of the native
    architecture numbered above `largest` (newer than anything the profile names) get ENOSYS
    instead of the profile's default, so that callers fall back to older calls (glibc does for
    clone3, faccessat2...). libseccomp cannot compare syscall numbers, so its program is exported
    and the stub prepended; the jumps inside both stay relative. `largest` 0 means no stub.
-   Returns the notify fd with SECCOMP_FILTER_FLAG_NEW_LISTENER in `flags`, else 0; -1 on error. */
-int cl_seccomp_load_with_stub(void *ctx, unsigned int largest, unsigned int native_arch, unsigned int flags) {
+   On success *code is a malloc'd program of *len instructions (the caller frees it). */
+int cl_seccomp_export_with_stub(void *ctx, unsigned int largest, unsigned int native_arch, void **code_out, unsigned int *len) {
     int mfd = (int)syscall(SYS_memfd_create, "seccomp", 1 /* MFD_CLOEXEC */);
     if (mfd < 0) return -1;
     int r = seccomp_export_bpf((scmp_filter_ctx)ctx, mfd);
@@ -294,18 +294,23 @@ int cl_seccomp_load_with_stub(void *ctx, unsigned int largest, unsigned int nati
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
     };
     size_t stubLen = largest ? sizeof stub / sizeof stub[0] : 0, bodyLen = (size_t)size / sizeof(struct sock_filter);
+    if (stubLen + bodyLen > BPF_MAXINSNS) { close(mfd); errno = E2BIG; return -1; }
     struct sock_filter *code = malloc((stubLen + bodyLen) * sizeof *code);
     if (!code) { close(mfd); errno = ENOMEM; return -1; }
     memcpy(code, stub, stubLen * sizeof *code);
     ssize_t got = pread(mfd, code + stubLen, (size_t)size, 0);
     close(mfd);
     if (got != size) { free(code); errno = EIO; return -1; }
-    struct sock_fprog prog = { .len = (unsigned short)(stubLen + bodyLen), .filter = code };
-    r = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
-    int saved = errno;
-    free(code);
-    errno = saved;
-    return r;
+    *code_out = code;
+    *len = (unsigned int)(stubLen + bodyLen);
+    return 0;
+}
+
+/* Installs a classic BPF seccomp program of `len` instructions with the kernel's filter flags.
+   Returns the notify fd with SECCOMP_FILTER_FLAG_NEW_LISTENER in `flags`, else 0; -1 on error. */
+int cl_seccomp_install(const void *code, unsigned int len, unsigned int flags) {
+    struct sock_fprog prog = { .len = (unsigned short)len, .filter = (struct sock_filter *)code };
+    return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
 }
 
 struct netns_job { const char *path; int err; };

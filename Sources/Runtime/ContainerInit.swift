@@ -28,6 +28,8 @@ struct InitPlan {
     let newCgroupNS: Bool
     /// Bind sources opened on the host, by index in `mounts` (see Rootfs.bindSources).
     var bindSources: [Int: Int32] = [:]
+    /// linux.seccomp compiled by srunc before the clone (SeccompProgram.prepare).
+    var seccomp: SeccompProgram?
 }
 
 /// The container's init: runs in the cloned child, builds the container from inside, reports
@@ -49,7 +51,7 @@ enum ContainerInit {
         awaitPersisted(plan)
         waitForStart(plan)
         do {
-            let seccomp = plan.spec.linux?.seccomp.flatMap { SeccompFilter.usesNotify($0) ? nil : $0 }
+            let seccomp = plan.seccomp.flatMap { $0.notify ? nil : $0 }
             try becomeProcess(process, console: nil, inUserNS: plan.newUserNS || Rootless.inUserNamespace, preserveFDs: plan.preserveFDs,
                               seccomp: seccomp)
             // As in runc: after seccomp and the identity change, right before exec.
@@ -134,7 +136,7 @@ enum ContainerInit {
         try Rlimits.apply(process.rlimits ?? [])
         try Capabilities.checkGrantable(process.capabilities)
         let executable = try ExecutableLookup.find(process.args![0], env: process.env ?? [], cwd: process.cwd)
-        if let seccomp = plan.spec.linux?.seccomp, SeccompFilter.usesNotify(seccomp) {
+        if let seccomp = plan.seccomp, seccomp.notify {
             // Loaded now, while create still runs: the parent passes the fd to the listener.
             try SeccompHandoff.loadAndSend(seccomp, over: plan.sync)
         }
@@ -171,17 +173,17 @@ enum ContainerInit {
     /// close-on-exec for every fd past stdio and the preserved ones.
     /// The seccomp filter goes last: after no_new_privs when that is set, otherwise just before
     /// the identity change, while CAP_SYS_ADMIN still permits loading it.
-    static func becomeProcess(_ process: OCI.Process, console: Console?, inUserNS: Bool, preserveFDs: Int32, seccomp: Seccomp?) throws {
+    static func becomeProcess(_ process: OCI.Process, console: Console?, inUserNS: Bool, preserveFDs: Int32, seccomp: SeccompProgram?) throws {
         try console?.attachAsStdio()
         let nnp = process.noNewPrivileges == true
-        if let seccomp, !nnp { try SeccompFilter.load(seccomp) }
+        if let seccomp, !nnp { try seccomp.install() }
         // The cwd is entered while still privileged: a root-only cwd works for any user, as in runc.
         try check("chdir \(process.cwd)") { chdir(process.cwd) }
         try dropPrivileges(process, inUserNS: inUserNS)
         umask(mode_t(process.user.umask ?? 0o022))
         for fd in 3..<(3 + preserveFDs) { _ = cl_clear_cloexec(fd) }
         _ = cl_close_range_cloexec(UInt32(3 + preserveFDs))
-        if let seccomp, nnp { try SeccompFilter.load(seccomp) }
+        if let seccomp, nnp { try seccomp.install() }
     }
 
     /// Blocks opening exec.fifo for writing until `start` opens it for reading. The fifo stays

@@ -172,6 +172,7 @@ public struct Creator {
                             preserveFDs: opts.preserveFDs, parentIsCreator: joins.isEmpty, newUserNS: cloneFlags & CL_NEWUSER != 0,
                             waitForParent: anyUserNS, cgroupProcs: [],
                             newCgroupNS: newCgroupNS)
+        plan.seccomp = try spec.linux?.seccomp.map { try SeccompProgram.prepare($0, cacheDir: store.seccompCache) }
         // Unprivileged, srunc may not clone mounts; the init binds what the user can reach itself.
         plan.bindSources = try openBindSources(spec, bundle: bundle.path, all: anyUserNS && geteuid() == 0, attempt: &attempt)
         // The init is born in the cgroup2 directory and writes itself into the v1 ones.

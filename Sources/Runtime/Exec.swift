@@ -59,7 +59,7 @@ public struct Executor {
         let (consoleFD, consoleListener) = try ConsoleSocket.endpoints(socketPath: opts.consoleSocket, terminal: terminal)
         if consoleFD >= 0 { fds.append(consoleFD) }
         let inUserNS = joins.contains { $0.type == "user" } || Rootless.inUserNamespace
-        let seccomp = record.config.linux?.seccomp
+        let seccomp = try record.config.linux?.seccomp.map { try SeccompProgram.prepare($0, cacheDir: store.seccompCache) }
         defer { childSync.close() }
         _ = try Spawn.start(joins: joins, flags: 0, cgroupFD: cgroupFD, sync: childSync, parentEnd: parentSync, inIntermediate: {
             // Non-dumpable before entering the container: its processes cannot reach our exe or fds.
@@ -124,7 +124,7 @@ public struct Executor {
     }
 
     /// In the process itself, inside every namespace: rlimits, terminal, identity, exec.
-    private static func run(_ process: Process, seccomp: Seccomp?, sync: SyncSocket, consoleFD: Int32, inUserNS: Bool, preserveFDs: Int32) -> Never {
+    private static func run(_ process: Process, seccomp: SeccompProgram?, sync: SyncSocket, consoleFD: Int32, inUserNS: Bool, preserveFDs: Int32) -> Never {
         var executable = ""
         var env: [String] = []
         do {
@@ -138,7 +138,7 @@ public struct Executor {
                 close(consoleFD)
             }
             var filter = seccomp
-            if let s = seccomp, SeccompFilter.usesNotify(s) {
+            if let s = seccomp, s.notify {
                 // The listener needs this process's own notify fd before it may run.
                 try SeccompHandoff.loadAndSend(s, over: sync)
                 filter = nil

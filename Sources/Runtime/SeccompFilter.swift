@@ -72,9 +72,9 @@ enum SeccompFilter {
         (s.syscalls ?? []).contains { $0.action == "SCMP_ACT_NOTIFY" }
     }
 
-    /// Builds and loads the filter into this process; returns the notify fd when it has notify rules.
-    @discardableResult
-    static func load(_ s: Seccomp) throws -> Int32? {
+    /// Builds the program with libseccomp (runc's ENOSYS stub in front) and the kernel flags
+    /// to install it with. See SeccompProgram.prepare for the cached path.
+    static func compile(_ s: Seccomp) throws -> SeccompProgram {
         let defaultAction = try action(s.defaultAction, errno: s.defaultErrnoRet)
         guard let ctx = seccomp_init(defaultAction) else { throw RuntimeError("seccomp_init failed") }
         defer { seccomp_release(ctx) }
@@ -100,13 +100,20 @@ enum SeccompFilter {
                 }
             }
         }
-        // Loaded by us, not seccomp_load, to put runc's ENOSYS stub in front (see below).
-        // no_new_privs is the process's own setting (process.noNewPrivileges), not the filter's.
-        var kernelFlags = (s.flags ?? []).compactMap { flags[$0] }.reduce(0, |)
-        if usesNotify(s) { kernelFlags = (kernelFlags & ~1) | newListenerFlag }  // TSYNC excludes a listener
-        let r = cl_seccomp_load_with_stub(ctx, newSyscallBoundary(s, defaultAction: defaultAction), seccomp_arch_native(), kernelFlags)
-        if r < 0 { throw RuntimeError.sys("seccomp: load filter") }
-        return usesNotify(s) ? r : nil
+        var code: UnsafeMutableRawPointer?
+        var length: UInt32 = 0
+        if cl_seccomp_export_with_stub(ctx, newSyscallBoundary(s, defaultAction: defaultAction), seccomp_arch_native(), &code, &length) != 0 {
+            throw RuntimeError.sys("seccomp: build filter")
+        }
+        defer { free(code) }
+        return SeccompProgram(code: Array(UnsafeRawBufferPointer(start: code, count: Int(length) * 8)), flags: kernelFlags(s), notify: usesNotify(s))
+    }
+
+    /// The seccomp(2) flags: the profile's, with NEW_LISTENER for notify rules. no_new_privs is
+    /// the process's own setting (process.noNewPrivileges), not the filter's.
+    static func kernelFlags(_ s: Seccomp) -> UInt32 {
+        let asked = (s.flags ?? []).compactMap { flags[$0] }.reduce(0, |)
+        return usesNotify(s) ? (asked & ~1) | newListenerFlag : asked  // TSYNC excludes a listener
     }
 
     /// Syscalls numbered above the newest one the profile names get ENOSYS, not the default

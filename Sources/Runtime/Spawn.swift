@@ -89,8 +89,8 @@ struct SeccompHandoff {
     private(set) var fd: Int32 = -1
 
     /// Child side: loads the filter now and sends its notify fd.
-    static func loadAndSend(_ seccomp: Seccomp, over sync: SyncSocket) throws {
-        let fd = try SeccompFilter.load(seccomp)!
+    static func loadAndSend(_ seccomp: SeccompProgram, over sync: SyncSocket) throws {
+        let fd = try seccomp.install()!
         defer { close(fd) }
         try sync.sendSeccompFD(fd)
     }

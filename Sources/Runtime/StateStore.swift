@@ -31,6 +31,9 @@ public struct StateStore: Sendable {
     func cgroupNotePath(_ id: String) -> String { directory(id) + "/cgroup.json" }
 
     /// Rejects ids that could name a path outside the root, as runc does.
+    /// Compiled seccomp programs (SeccompProgram.prepare); '@' is in no container id.
+    var seccompCache: String { root + "/@seccomp" }
+
     public static func validate(id: String) throws {
         if id.isEmpty { throw RuntimeError("container id cannot be empty") }
         let ok = id.utf8.allSatisfy { c in

@@ -40,6 +40,34 @@ import Testing
         #expect(r.stderr.contains("Operation not permitted"))
     }
 
+    @Test("a compiled filter is kept per profile, root-only, and a damaged entry is compiled again")
+    func compiledFilterCache() throws {
+        let seccomp = try filter([try rule(["mkdir", "mkdirat"], "SCMP_ACT_ERRNO", errno: 13)])
+        let b = try TestBundle(.srunc) {
+            shell("mkdir /tmp/d; echo mkdir=$?; grep ^Seccomp: /proc/self/status")(&$0)
+            $0.linux!.seccomp = seccomp
+        }
+        defer { b.cleanup() }
+        let expected = "mkdir=1\nSeccomp:\t2\n"
+        #expect(try b.run().stdout == expected, "compiled")
+        let cache = b.stateRoot + "/@seccomp"
+        var st = stat()
+        #expect(stat(cache, &st) == 0 && st.st_mode & 0o777 == 0o700 && st.st_uid == 0, "root-only")
+        let entries = try FileManager.default.contentsOfDirectory(atPath: cache)
+        #expect(entries.count == 1, "one profile, one entry: \(entries)")
+        #expect(try b.run().stdout == expected, "from the cache")
+        let after = try FileManager.default.contentsOfDirectory(atPath: cache)
+        #expect(after == entries, "the same entry served it: \(after)")
+        // A flipped byte in the stored key: the entry no longer matches, the filter is compiled
+        // again and still enforced, and the entry is rewritten whole.
+        let path = cache + "/" + entries[0]
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        bytes[10] ^= 0xff
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        #expect(try b.run().stdout == expected, "damaged entry")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path))[10] == bytes[10] ^ 0xff, "rewritten")
+    }
+
     @Test("an unknown action is an error naming it")
     func unknownAction() throws {
         let b = try TestBundle(.srunc) { $0.linux!.seccomp = try! filter([try! rule(["mkdir"], "SCMP_ACT_EXPLODE")]) }

@@ -65,9 +65,11 @@ int cl_send_fd(int sock, int fd, const char *name);
 int cl_recv_fd(int sock);
 /// The same, keeping the payload (NUL-terminated) in `buf`.
 int cl_recv_fd_payload(int sock, char *buf, size_t len);
-/// Loads libseccomp's program from ctx behind runc's ENOSYS stub for syscalls above `largest`
-/// (0: no stub); the notify fd with the NEW_LISTENER flag, else 0; -1 on error.
-int cl_seccomp_load_with_stub(void *ctx, unsigned int largest, unsigned int native_arch, unsigned int flags);
+/// Exports libseccomp's program from ctx behind runc's ENOSYS stub for syscalls above `largest`
+/// (0: no stub); *code is malloc'd, *len instructions long.
+int cl_seccomp_export_with_stub(void *ctx, unsigned int largest, unsigned int native_arch, void **code, unsigned int *len);
+/// Installs a BPF program as this thread's seccomp filter; the notify fd, 0, or -1.
+int cl_seccomp_install(const void *code, unsigned int len, unsigned int flags);
 /// Answers one seccomp user notification with a positive errno; returns the syscall number or -1.
 int cl_seccomp_answer_one(int fd, int error);
 int cl_mkfifo(const char *path, mode_t mode);
