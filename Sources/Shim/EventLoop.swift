@@ -38,11 +38,21 @@ final class EventLoop {
         epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nil)
     }
 
+    /// Runs handlers until `running` is false. After a second with nothing to do, the code
+    /// pages the last activity mapped are given back (CodeTrim) and the loop sleeps until the
+    /// next event: an idle shim holds only what idling needs.
     func run() {
         var events = [epoll_event](repeating: epoll_event(), count: 64)
+        var trimmed = false
         while running {
-            let n = epoll_wait(epfd, &events, Int32(events.count), -1)
+            let n = epoll_wait(epfd, &events, Int32(events.count), trimmed ? -1 : 1000)
+            if n == 0 && !trimmed {
+                CodeTrim.releaseMappedCode()
+                trimmed = true
+                continue
+            }
             if n < 0 { if errno == EINTR { continue }; return }
+            trimmed = false
             for i in 0..<Int(n) {
                 let fd = events[i].data.fd
                 handlers[fd]?(events[i].events)
