@@ -29,11 +29,19 @@ struct CgroupMount {
         return statfs("/sys/fs/cgroup", &fs) == 0 && Int(fs.f_type) == cgroup2Magic ? "/sys/fs/cgroup" : nil
     }()
 
-    static func hierarchies() -> [Hierarchy] {
-        guard let text = Files.readString("/proc/self/mountinfo") else { return [] }
+    static func hierarchies() -> [Hierarchy] { mounted }
+
+    /// Read once per process: the init, cloned after create has read it, inherits the list (its
+    /// new mount namespace holds the same cgroup mounts). mountinfo grows with every mount on
+    /// the host (a daemon holding 500 container rootfs has 500 more lines), so lines are
+    /// skipped as bytes unless their filesystem type is cgroup or cgroup2.
+    private static let mounted: [Hierarchy] = {
+        guard let bytes = Files.read("/proc/self/mountinfo") else { return [] }
+        let marker = Array(" - cgroup".utf8)
         var out: [Hierarchy] = []
-        for line in text.split(separator: "\n") {
-            let halves = line.split(separator: " - ", maxSplits: 1)
+        for line in bytes.split(separator: UInt8(ascii: "\n")) where contains(line, marker) {
+            let text = String(decoding: line, as: UTF8.self)
+            let halves = text.split(separator: " - ", maxSplits: 1)
             guard halves.count == 2 else { continue }
             let left = halves[0].split(separator: " "), right = halves[1].split(separator: " ")
             guard left.count >= 5, right.count >= 3, right[0] == "cgroup" || right[0] == "cgroup2" else { continue }
@@ -44,6 +52,16 @@ struct CgroupMount {
             out.append(Hierarchy(mountPoint: String(left[4]), fsType: String(right[0]), options: options))
         }
         return out
+    }()
+
+    private static func contains(_ line: ArraySlice<UInt8>, _ marker: [UInt8]) -> Bool {
+        guard line.count >= marker.count else { return false }
+        var i = line.startIndex
+        while i <= line.endIndex - marker.count {
+            if line[i] == marker[0] && line[i..<(i + marker.count)].elementsEqual(marker) { return true }
+            i += 1
+        }
+        return false
     }
 
     /// This process's cgroup path in the hierarchy with the given options ("" for cgroup2).
