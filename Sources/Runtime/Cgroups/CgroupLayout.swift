@@ -37,12 +37,13 @@ public struct CgroupLayout: Codable, Sendable, Equatable {
         // Every v1 hierarchy, plus the controller-less cgroup2 tree of a hybrid host (as runc does).
         let v1 = CgroupMount.hierarchies().filter { $0.fsType == "cgroup" || $0.mountPoint != "/sys/fs/cgroup" }
         guard !v1.isEmpty else { throw RuntimeError("no cgroup hierarchy mounted under /sys/fs/cgroup") }
-        return CgroupLayout(version: .v1, dirs: v1.map { Dir(controllers: $0.options, path: join($0, inner)) })
+        let own = CgroupMount.OwnCgroups()
+        return CgroupLayout(version: .v1, dirs: v1.map { Dir(controllers: $0.options, path: join($0, inner, own)) })
     }
 
     /// Absolute paths stay as given; relative ones hang under srunc's own cgroup in that hierarchy.
-    private static func join(_ h: CgroupMount.Hierarchy, _ inner: (path: String, absolute: Bool)) -> String {
-        let base = inner.absolute ? "" : CgroupMount.ownPath(for: h)
+    private static func join(_ h: CgroupMount.Hierarchy, _ inner: (path: String, absolute: Bool), _ own: CgroupMount.OwnCgroups = .init()) -> String {
+        let base = inner.absolute ? "" : own.path(for: h)
         return Files.clean(h.mountPoint + "/" + base + "/" + inner.path)
     }
 

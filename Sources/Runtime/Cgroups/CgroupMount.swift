@@ -64,22 +64,30 @@ struct CgroupMount {
         return false
     }
 
-    /// This process's cgroup path in the hierarchy with the given options ("" for cgroup2).
-    static func ownPath(for h: Hierarchy) -> String {
-        for line in (Files.readString("/proc/self/cgroup") ?? "").split(separator: "\n") {
-            let f = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
-            guard f.count == 3 else { continue }
-            if h.fsType == "cgroup2" ? f[0] == "0" : Set(f[1].split(separator: ",")) == Set(h.options.split(separator: ",")) {
-                return String(f[2])
+    /// This process's cgroups as /proc/self/cgroup lists them now: read once per use (a
+    /// layout, a mount of every hierarchy), not once per hierarchy.
+    struct OwnCgroups {
+        private let lines: [(id: Substring, controllers: Set<Substring>, path: Substring)]
+
+        init() {
+            lines = (Files.readString("/proc/self/cgroup") ?? "").split(separator: "\n").compactMap { line in
+                let f = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+                return f.count == 3 ? (f[0], Set(f[1].split(separator: ",")), f[2]) : nil
             }
         }
-        return "/"
+
+        /// The path in the hierarchy with the given options ("" for cgroup2); "/" when not listed.
+        func path(for h: Hierarchy) -> String {
+            let wanted = Set(h.options.split(separator: ","))
+            let line = lines.first { h.fsType == "cgroup2" ? $0.id == "0" : $0.controllers == wanted }
+            return line.map { String($0.path) } ?? "/"
+        }
     }
 
     func mount(in root: PathInRoot) throws {
         if let unified = CgroupMount.unifiedRoot {
             let h = Hierarchy(mountPoint: unified, fsType: "cgroup2", options: "")
-            try mountHierarchy(h, at: destination, in: root)
+            try mountHierarchy(h, at: destination, in: root, own: OwnCgroups())
             return
         }
         let base = try root.ensure(destination, directory: true)
@@ -87,9 +95,10 @@ struct CgroupMount {
             Glibc.mount("tmpfs", PathInRoot.procPath(base), "tmpfs", UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC), "mode=755")
         }
         close(base)
+        let own = OwnCgroups()
         for h in CgroupMount.hierarchies() where h.mountPoint.hasPrefix("/sys/fs/cgroup/") {
             let name = String(h.mountPoint.dropFirst("/sys/fs/cgroup/".count))
-            try mountHierarchy(h, at: destination + "/" + name, in: root)
+            try mountHierarchy(h, at: destination + "/" + name, in: root, own: own)
         }
         if flags & UInt(MS_RDONLY) != 0, let fd = root.open(destination) {
             defer { close(fd) }
@@ -99,7 +108,7 @@ struct CgroupMount {
         }
     }
 
-    private func mountHierarchy(_ h: Hierarchy, at dest: String, in root: PathInRoot) throws {
+    private func mountHierarchy(_ h: Hierarchy, at dest: String, in root: PathInRoot, own: OwnCgroups) throws {
         let fd = try root.ensure(dest, directory: true)
         defer { close(fd) }
         let target = PathInRoot.procPath(fd)
@@ -110,7 +119,7 @@ struct CgroupMount {
             }
             return
         }
-        let source = h.mountPoint + CgroupMount.ownPath(for: h)
+        let source = h.mountPoint + own.path(for: h)
         try check("bind \(source) on \(dest)") { Glibc.mount(source, target, nil, UInt(MS_BIND | MS_REC), nil) }
         guard mountFlags != 0 else { return }
         // The fd still names the directory under the new mount: reopen to reach the mount itself.
