@@ -8,8 +8,9 @@ public struct Lifecycle {
     public init(store: StateStore) { self.store = store }
 
     /// Lets a created container's init exec its process: open exec.fifo and read its byte.
-    public func start(_ id: String) throws {
-        let record = try store.load(id)
+    /// `known`: the record as `run` just created it (not read back from disk).
+    public func start(_ id: String, known: ContainerRecord? = nil) throws {
+        let record = try known ?? store.load(id)
         switch store.status(of: record) {
         case .created: break
         case .stopped: throw RuntimeError("cannot start a container that has stopped")
@@ -92,10 +93,11 @@ public struct Lifecycle {
     }
 
     /// Removes a stopped (or, with force, any) container. A created one is killed first, as runc does.
-    public func delete(_ id: String, force: Bool) throws {
+    /// `known`: the record `run` created and has held since (as runc's run holds its container).
+    public func delete(_ id: String, force: Bool, known: ContainerRecord? = nil) throws {
         try StateStore.validate(id: id)  // before any path is built from it
         let record: ContainerRecord
-        do { record = try store.load(id) } catch {
+        do { record = try known ?? store.load(id) } catch {
             guard force else { throw error }
             // A create that died before saving its state: its cgroup (and whatever is still in
             // it) goes with the directory.

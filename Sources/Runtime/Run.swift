@@ -13,20 +13,20 @@ public struct Runner {
         let created = try Creator(store: store).create(opts, ownTerminal: !detach && opts.consoleSocket == nil)
         let record = created.record
         if detach {
-            do { try lifecycle.start(opts.id) } catch { try? lifecycle.delete(opts.id, force: true); throw error }
+            do { try lifecycle.start(opts.id, known: record) } catch { try? lifecycle.delete(opts.id, force: true, known: record); throw error }
             return 0
         }
         let signals = cl_signalfd_all(nil)
         var code: Int32 = 255
         do {
-            try lifecycle.start(opts.id)
+            try lifecycle.start(opts.id, known: record)
             code = Runner.waitLoop(initPid: record.initPid, signals: signals, master: created.ptyMaster)
         } catch {
-            if !keep { try? lifecycle.delete(opts.id, force: true) }
+            if !keep { try? lifecycle.delete(opts.id, force: true, known: record) }
             throw error
         }
         Log.debug("run \(opts.id): exited with \(code)")
-        if !keep { try? lifecycle.delete(opts.id, force: true) }
+        if !keep { try? lifecycle.delete(opts.id, force: true, known: record) }
         Log.debug("run \(opts.id): deleted")
         return code
     }
