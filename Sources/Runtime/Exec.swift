@@ -24,12 +24,13 @@ public struct Executor {
     public init(store: StateStore) { self.store = store }
 
     /// The base process for `exec ARGS`: the container's own process with its env, user, caps.
-    public func baseProcess(_ id: String) throws -> Process {
-        try store.load(id).config.process ?? Process(args: nil)
+    public static func baseProcess(_ record: ContainerRecord) -> Process {
+        record.config.process ?? Process(args: nil)
     }
 
-    public func exec(_ opts: ExecOptions) throws -> Int32 {
-        let record = try store.load(opts.id)
+    /// `known`: the record the caller read already (state.json is read and decoded once).
+    public func exec(_ opts: ExecOptions, known: ContainerRecord? = nil) throws -> Int32 {
+        let record = try known ?? store.load(opts.id)
         switch store.status(of: record) {
         // A created container's namespaces exist already: runc lets a process join them.
         case .running, .created: break

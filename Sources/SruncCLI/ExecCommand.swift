@@ -16,12 +16,14 @@ enum ExecCommand {
         guard let id = a.positionals.first else { throw UsageError("\"exec\" requires a container id") }
         let executor = Executor(store: store)
         var process: Process
+        var record: ContainerRecord?
         if let path = a.value("process") {
             guard let bytes = Files.read(path) else { throw RuntimeError.sys("open \(path)") }
             process = try JSON.decode(Process.self, from: bytes, what: path)
         } else {
             guard a.positionals.count > 1 else { throw UsageError("exec requires a command or --process") }
-            process = try executor.baseProcess(id)
+            record = try store.load(id)
+            process = Executor.baseProcess(record!)
             process.args = Array(a.positionals.dropFirst())
             process.terminal = a.flag("tty")
             for kv in a.all("env") {
@@ -58,6 +60,6 @@ enum ExecCommand {
         opts.ignorePaused = a.flag("ignore-paused")
         opts.subCgroups = a.all("cgroup")
         opts.preserveFDs = try Srunc.preserveFDs(a)
-        return try executor.exec(opts)
+        return try executor.exec(opts, known: record)
     }
 }
