@@ -99,7 +99,8 @@ class Daemon:
     def census(self):
         """What the daemon's containers hold on the machine; all zero when it has none."""
         def count(d):
-            return len(os.listdir(d)) if os.path.isdir(d) else 0
+            # '@' is in no container id: the runtime's own entries (srunc's compiled-seccomp cache).
+            return sum(1 for e in os.listdir(d) if not e.startswith("@")) if os.path.isdir(d) else 0
         mounts = sum(1 for l in open("/proc/self/mountinfo") if self.state in l.split()[4] or (self.root + "/") in l.split()[4])
         cgroups = 0
         for h in os.listdir("/sys/fs/cgroup"):
