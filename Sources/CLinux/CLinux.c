@@ -239,6 +239,18 @@ int cl_mount_setattr_rdonly_recursive(int fd) {
 #endif
 }
 
+/* Sets mount attributes (MOUNT_ATTR_* in `set`, cleared first in `clear`) on the mount open at
+   fd and, with AT_RECURSIVE, on every mount below it: one call for a tree of bind mounts. */
+int cl_mount_setattr_recursive(int fd, unsigned long long set, unsigned long long clear) {
+#ifdef SYS_mount_setattr
+    struct { unsigned long long attr_set, attr_clr, propagation, userns_fd; } attr = { set, clear, 0, 0 };
+    return (int)syscall(SYS_mount_setattr, fd, "", 0x1000 /* AT_EMPTY_PATH */ | 0x8000 /* AT_RECURSIVE */, &attr, sizeof attr);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
 /* Idmaps the detached mount open at fd through the user namespace open at userns_fd
    (MOUNT_ATTR_IDMAP); every mount of the tree when `recursive`. */
 int cl_mount_setattr_idmap(int fd, int userns_fd, int recursive) {

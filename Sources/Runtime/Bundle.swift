@@ -6,6 +6,8 @@ public struct Bundle: Sendable {
     public let path: String
     public let spec: Spec
     public let rootfs: String
+    /// config.json as read: `spec` decodes from exactly these bytes (state.json reuses them).
+    public let configBytes: [UInt8]
 
     /// Reads and validates `<path>/config.json`; every rejection names the field at fault.
     public init(path: String) throws {
@@ -28,6 +30,7 @@ public struct Bundle: Sendable {
         self.path = dir
         self.spec = spec
         self.rootfs = rootfs
+        self.configBytes = bytes
     }
 
     static let namespaceTypes: Set<String> = ["pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time"]

@@ -295,7 +295,7 @@ public struct Creator {
         let record = ContainerRecord(id: opts.id, initPid: pid, initStartTime: stat.startTime,
                                      bundle: bundle.path, rootfs: bundle.rootfs, created: Timestamp.now(),
                                      cgroup: layout, config: bundle.spec)
-        try store.save(record)
+        try store.saveCreated(record, configBytes: bundle.configBytes)
         if let pidFile = opts.pidFile {
             try Files.writeAtomically(Files.absolute(pidFile), Array(String(pid).utf8))
         }

@@ -11,6 +11,25 @@ import Testing
         return "/sys/fs/cgroup/\(controller)" + line.split(separator: ":", maxSplits: 2)[2]
     }
 
+    @Test("every hierarchy bound under /sys/fs/cgroup carries the mount's flags and is read-only", arguments: RuntimeUnderTest.all)
+    func cgroupMountFlags(_ rt: RuntimeUnderTest) throws {
+        let b = try TestBundle(rt) {
+            shell("grep ' - cgroup ' /proc/self/mountinfo | cut -d' ' -f5,6; touch /sys/fs/cgroup/memory/x 2>/dev/null; echo touch=$?")(&$0)
+            $0.mounts = ($0.mounts ?? []).filter { $0.destination != "/sys/fs/cgroup" }
+                + [Mount(destination: "/sys/fs/cgroup", type: "cgroup", source: "cgroup", options: ["nosuid", "noexec", "nodev", "relatime", "ro"])]
+        }
+        defer { b.cleanup() }
+        let r = try b.run()
+        #expect(r.code == 0, "\(r.stderr)")
+        let lines = r.stdout.split(separator: "\n").dropLast()
+        #expect(lines.count >= 8, "one line per v1 hierarchy: \(r.stdout)")
+        for line in lines {
+            let flags = Set(line.split(separator: " ").last?.split(separator: ",") ?? [])
+            #expect(flags.isSuperset(of: ["ro", "nosuid", "nodev", "noexec", "relatime"]), "\(line)")
+        }
+        #expect(r.stdout.hasSuffix("touch=1\n"))
+    }
+
     @Test("a process over its memory limit is OOM-killed", arguments: RuntimeUnderTest.all)
     func memoryLimit(_ rt: RuntimeUnderTest) throws {
         let b = try TestBundle(rt) {

@@ -32,6 +32,8 @@ int cl_setns(int fd, int nstype);
 int cl_pivot_root(const char *new_root, const char *put_old);
 /* Makes the mount open at fd, and every mount below it, read-only (mount_setattr). */
 int cl_mount_setattr_rdonly_recursive(int fd);
+/* mount_setattr(2) with AT_RECURSIVE: MOUNT_ATTR_* bits to set, and to clear first. */
+int cl_mount_setattr_recursive(int fd, unsigned long long set, unsigned long long clear);
 /* A detached clone of the mount tree at path (open_tree OPEN_TREE_CLONE, AT_RECURSIVE if asked). */
 int cl_open_tree_clone(const char *path, int recursive);
 /* Idmaps a detached mount (open_tree clone) through a user namespace's mappings. */

@@ -95,20 +95,41 @@ struct CgroupMount {
             Glibc.mount("tmpfs", PathInRoot.procPath(base), "tmpfs", UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC), "mode=755")
         }
         close(base)
+        guard let tree = root.open(destination) else { throw RuntimeError.sys("reopen \(destination)") }
+        defer { close(tree) }
+        // The binds' flags (ro, nosuid...) go on the whole tree at the end in one call; where
+        // mount_setattr is missing, each bind is remounted and the tmpfs last, as before.
+        let attributes = CgroupMount.mountAttributes(flags & ~UInt(MS_REMOUNT | MS_BIND | MS_REC))
+        let together = attributes.map { _ in cl_mount_setattr_recursive(-1, 0, 0) != -1 || errno != ENOSYS } ?? false
         let own = OwnCgroups()
         for h in CgroupMount.hierarchies() where h.mountPoint.hasPrefix("/sys/fs/cgroup/") {
             let name = String(h.mountPoint.dropFirst("/sys/fs/cgroup/".count))
-            try mountHierarchy(h, at: destination + "/" + name, in: root, own: own)
+            try mountHierarchy(h, at: destination + "/" + name, in: root, own: own, remount: !together)
         }
-        if flags & UInt(MS_RDONLY) != 0, let fd = root.open(destination) {
-            defer { close(fd) }
+        if together, let (set, clear) = attributes {
+            try check("set \(destination)'s mount flags") { cl_mount_setattr_recursive(tree, set, clear) }
+        } else if flags & UInt(MS_RDONLY) != 0 {
             try check("remount \(destination) read-only") {
-                Glibc.mount(nil, PathInRoot.procPath(fd), nil, UInt(MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC), "mode=755")
+                Glibc.mount(nil, PathInRoot.procPath(tree), nil, UInt(MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC), "mode=755")
             }
         }
     }
 
-    private func mountHierarchy(_ h: Hierarchy, at dest: String, in root: PathInRoot, own: OwnCgroups) throws {
+    /// mount(2) flags as mount_setattr's MOUNT_ATTR_* bits (set, clear); nil when there is none
+    /// to set or one it cannot express.
+    static func mountAttributes(_ flags: UInt) -> (UInt64, UInt64)? {
+        let simple: [(UInt, UInt64)] = [(UInt(MS_RDONLY), 0x1), (UInt(MS_NOSUID), 0x2), (UInt(MS_NODEV), 0x4), (UInt(MS_NOEXEC), 0x8),
+                                        (UInt(MS_NODIRATIME), 0x80)]
+        let atime: [(UInt, UInt64)] = [(UInt(MS_RELATIME), 0x0), (UInt(MS_NOATIME), 0x10), (UInt(MS_STRICTATIME), 0x20)]
+        var set: UInt64 = 0, clear: UInt64 = 0, known: UInt = 0
+        for (flag, attr) in simple where flags & flag != 0 { set |= attr }
+        for (flag, attr) in atime where flags & flag != 0 { set |= attr; clear |= 0x70 }
+        for (flag, _) in simple + atime { known |= flag }
+        guard flags & ~known == 0, set != 0 || clear != 0 else { return nil }
+        return (set, clear)
+    }
+
+    private func mountHierarchy(_ h: Hierarchy, at dest: String, in root: PathInRoot, own: OwnCgroups, remount: Bool = true) throws {
         let fd = try root.ensure(dest, directory: true)
         defer { close(fd) }
         let target = PathInRoot.procPath(fd)
@@ -121,7 +142,7 @@ struct CgroupMount {
         }
         let source = h.mountPoint + own.path(for: h)
         try check("bind \(source) on \(dest)") { Glibc.mount(source, target, nil, UInt(MS_BIND | MS_REC), nil) }
-        guard mountFlags != 0 else { return }
+        guard mountFlags != 0, remount else { return }
         // The fd still names the directory under the new mount: reopen to reach the mount itself.
         guard let mounted = root.open(dest) else { throw RuntimeError.sys("reopen \(dest)") }
         defer { close(mounted) }
