@@ -41,8 +41,11 @@ import Testing
         let pidFile = b.dir + "/exec.pid"
         #expect(try b.runtimeCommand(["exec", "--detach", "--pid-file", pidFile, b.id, "sleep", "77"]).code == 0)
         let pid = try #require(Int(try String(contentsOfFile: pidFile, encoding: .utf8)))
-        let cmdline = try String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)
-        #expect(cmdline == "sleep\u{0}77\u{0}")
+        let cmdline = { (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? "" }
+        // exec -d returns once the process is in execve (srunc: its close-on-exec sync socket
+        // closed; runc: earlier still). The kernel gives the new image its arguments after that,
+        // so its cmdline can read empty for a moment (seen once in CI, through runc).
+        try eventually("the exec'd process is sleep 77: \(cmdline().debugDescription)") { cmdline() == "sleep\u{0}77\u{0}" }
         let ps = try b.runtimeCommand(["ps", "--format", "json", b.id])
         #expect((try JSONSerialization.jsonObject(with: Data(ps.stdout.utf8)) as? [Int])?.contains(pid) == true)
         let missing = try b.runtimeCommand(["exec", b.id, "no-such-command"])
